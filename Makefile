@@ -1,0 +1,60 @@
+# slm-course: `make lab` to learn, `make test` to check everything.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# make test keeps its cache inside the clone, so every CI run proves a cold fetch.
+TEST_ENV := SLM_COURSE_HOME=$(CURDIR)/.cache TIKTOKEN_CACHE_DIR=$(CURDIR)/.cache/tiktoken \
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
+
+.PHONY: lab test venv assets assets-test execute build-exercises bench clean help
+
+help:
+	@echo "make lab    create .venv, install, fetch assets, open JupyterLab on notebooks/"
+	@echo "make test   create .venv if needed, fetch assets, run the whole test suite"
+	@echo "make execute          re-run every notebook and store its outputs"
+	@echo "make build-exercises  write exercises/ from solutions/"
+	@echo "make bench            run the benchmark scripts"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slm-course)" >/dev/null
+	touch $(STAMP)
+
+assets: $(STAMP)
+	$(VENV)/bin/slm-course fetch --all
+
+lab: assets
+	mkdir -p work
+	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
+
+assets-test: $(STAMP)
+	$(TEST_ENV) $(VENV)/bin/slm-course fetch --all
+	$(TEST_ENV) $(VENV)/bin/slm-course build-shared
+
+test: assets-test
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+execute: assets-test
+	for nb in $(NOTEBOOKS); do \
+		echo "== $$nb"; \
+		$(TEST_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
+	done
+
+build-exercises: $(STAMP)
+	$(VENV)/bin/slm-course build-exercises
+
+bench: assets-test
+	for script in benchmarks/*.py; do echo "== $$script"; $(TEST_ENV) $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,13 @@
+"""slm_course: the support package of the slm-course notebooks.
+
+Each chapter teaches a piece inline, then imports the canonical version from here:
+``tokenizers``, ``data``, ``synthetic`` (chapter 1), ``attention`` and ``widgets`` (2),
+``model`` (3), and so on. ``exercises`` holds the graded checks, ``assets`` the offline data.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from slm_course.device import environment_report, pick_device, set_seed
+
+__all__ = ["__version__", "environment_report", "pick_device", "set_seed"]
