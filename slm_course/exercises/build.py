@@ -111,7 +111,7 @@ def _targets(root: Path) -> dict[Path, str]:
         solved, exercise, data = render(path)
         targets[path] = solved
         targets[root / "exercises" / path.name] = exercise
-        targets[DATA_DIR / f"ch{chapter_of(path)}.json"] = data
+        targets[root / DATA_DIR.relative_to(PACKAGE_DIR.parent) / f"ch{chapter_of(path)}.json"] = data
     return targets
 
 
