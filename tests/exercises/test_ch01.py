@@ -1,0 +1,156 @@
+"""Chapter 1's checks: each fails on the stub and on known-wrong answers, and passes on the solution."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from slm_course.exercises import ch01
+from slm_course.exercises.testing import assert_check_behaviour, notebook_objects
+from slm_course.quality import is_boilerplate, split_speaker
+
+SOLVED = notebook_objects("01")
+STUB = notebook_objects("01", stub=True)
+WORD = r"\w+|[^\w\s]"
+
+
+def test_build_vocab():
+    def insertion_order(text, specials=("<|endoftext|>", "<|unk|>")):  # ids depend on the text's order
+        tokens = list(dict.fromkeys(re.findall(WORD, text)))
+        return {t: i for i, t in enumerate([*tokens, *specials])}
+
+    def lower_cased(text, specials=("<|endoftext|>", "<|unk|>")):
+        tokens = sorted(set(re.findall(WORD, text.lower())))
+        return {t: i for i, t in enumerate([*tokens, *specials])}
+
+    def specials_first(text, specials=("<|endoftext|>", "<|unk|>")):
+        tokens = sorted(set(re.findall(WORD, text)))
+        return {t: i for i, t in enumerate([*specials, *tokens])}
+
+    wrong = [insertion_order, lower_cased, specials_first]
+    assert_check_behaviour(ch01.q1, SOLVED["build_vocab"], STUB["build_vocab"], wrong)
+
+
+def test_encode_with_unk():
+    def split_on_whitespace(text, vocab):  # punctuation stays glued to words
+        return [vocab.get(t, vocab["<|unk|>"]) for t in text.split()]
+
+    def specials_cut_up(text, vocab):  # "<|endoftext|>" becomes "<", "|", "endoftext", "|", ">"
+        return [vocab.get(t, vocab["<|unk|>"]) for t in re.findall(WORD, text)]
+
+    def unknown_is_zero(text, vocab):
+        pattern = "|".join([re.escape("<|endoftext|>"), re.escape("<|unk|>"), WORD])
+        return [vocab.get(t, 0) for t in re.findall(pattern, text)]
+
+    wrong = [split_on_whitespace, specials_cut_up, unknown_is_zero]
+    assert_check_behaviour(ch01.q2, SOLVED["encode_with_unk"], STUB["encode_with_unk"], wrong)
+
+
+def _replace_left_to_right(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def test_bpe_merge_step():
+    def first_seen_on_tie(ids, new_id):  # Counter.most_common keeps insertion order on ties
+        pair = Counter(zip(ids, ids[1:])).most_common(1)[0][0]
+        return pair, _replace_left_to_right(ids, pair, new_id)
+
+    def largest_on_tie(ids, new_id):
+        counts = Counter(zip(ids, ids[1:]))
+        pair = max(counts, key=lambda p: (counts[p], p))
+        return pair, _replace_left_to_right(ids, pair, new_id)
+
+    def right_to_left(ids, new_id):  # [7, 7, 7] becomes [7, new_id] instead of [new_id, 7]
+        counts = Counter(zip(ids, ids[1:]))
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        return pair, _replace_left_to_right(ids[::-1], pair[::-1], new_id)[::-1]
+
+    def no_overlapping_count(ids, new_id):  # counts pairs at even positions only
+        counts = Counter(zip(ids[::2], ids[1::2]))
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        return pair, _replace_left_to_right(ids, pair, new_id)
+
+    wrong = [first_seen_on_tie, largest_on_tie, right_to_left, no_overlapping_count]
+    assert_check_behaviour(ch01.q3, SOLVED["bpe_merge_step"], STUB["bpe_merge_step"], wrong)
+
+
+def test_sliding_window_pairs():
+    def target_not_shifted(ids, context_length, stride):
+        return [(ids[s : s + context_length], ids[s : s + context_length])
+                for s in range(0, len(ids) - context_length, stride)]
+
+    def keeps_short_last_window(ids, context_length, stride):  # lets the target run off the end
+        return [(ids[s : s + context_length], ids[s + 1 : s + context_length + 1])
+                for s in range(0, len(ids) - context_length + 1, stride)]
+
+    def ignores_stride(ids, context_length, stride):
+        return [(ids[s : s + context_length], ids[s + 1 : s + context_length + 1])
+                for s in range(0, len(ids) - context_length, context_length)]
+
+    wrong = [target_not_shifted, keeps_short_last_window, ignores_stride]
+    assert_check_behaviour(ch01.q4, SOLVED["sliding_window_pairs"], STUB["sliding_window_pairs"], wrong)
+
+
+def test_distinct_n():
+    def across_texts(texts, n):  # joins the texts, so n-grams cross from one to the next
+        words = re.findall(r"[a-z0-9']+", " ".join(texts).lower())
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        return len(set(grams)) / len(grams) if grams else 0.0
+
+    def split_on_whitespace(texts, n):  # keeps punctuation and case
+        grams = []
+        for text in texts:
+            words = text.split()
+            grams += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        return len(set(grams)) / len(grams) if grams else 0.0
+
+    def over_words(texts, n):  # divides by the number of words, not of n-grams
+        grams, n_words = [], 0
+        for text in texts:
+            words = re.findall(r"[a-z0-9']+", text.lower())
+            n_words += len(words)
+            grams += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        return len(set(grams)) / n_words if n_words else 0.0
+
+    wrong = [across_texts, split_on_whitespace, over_words]
+    assert_check_behaviour(ch01.q5, SOLVED["distinct_n"], STUB["distinct_n"], wrong)
+
+
+def test_teacher_score():
+    def no_cap(chunk):
+        speaker, body = split_speaker(chunk)
+        if is_boilerplate(body):
+            return 0.0
+        score = 0.5 * len(body.split()) / 30
+        return score + 0.3 * bool(re.search(r"[.!?]['\"]?\s*$", body)) + 0.2 * (speaker is not None)
+
+    def counts_the_speaker(chunk):  # scores the whole chunk, tag included
+        speaker, body = split_speaker(chunk)
+        if is_boilerplate(body):
+            return 0.0
+        score = 0.5 * min(len(chunk.split()), 30) / 30
+        return score + 0.3 * bool(re.search(r"[.!?]['\"]?\s*$", body)) + 0.2 * (speaker is not None)
+
+    def ignores_boilerplate(chunk):
+        speaker, body = split_speaker(chunk)
+        score = 0.5 * min(len(body.split()), 30) / 30
+        return score + 0.3 * bool(re.search(r"[.!?]['\"]?\s*$", body)) + 0.2 * (speaker is not None)
+
+    wrong = [no_cap, counts_the_speaker, ignores_boilerplate]
+    assert_check_behaviour(ch01.q6, SOLVED["teacher_score"], STUB["teacher_score"], wrong)
+
+
+def test_every_problem_is_tested_and_has_hints():
+    from slm_course.exercises.core import problems_of
+
+    problems = problems_of(ch01)
+    assert [p.name for p in problems] == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    for problem in problems:
+        assert len(problem.hints) >= 2 and problem.target in SOLVED
