@@ -13,7 +13,6 @@ os.environ.setdefault("SLM_COURSE_HOME", str(ROOT / ".cache"))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(Path(os.environ["SLM_COURSE_HOME"]) / "tiktoken"))
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

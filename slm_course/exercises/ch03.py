@@ -1,0 +1,216 @@
+"""Chapter 3 exercises (architecture): LayerNorm, RMSNorm, RoPE, SwiGLU, grouped-query heads, a count.
+
+The learner writes each piece in ``solutions/03_architecture.ipynb`` (the exercise copy); the
+expected values come from :mod:`slm_course.model`, the model the later chapters train.
+"""
+from __future__ import annotations
+
+import torch
+
+from slm_course.exercises.core import Case, Problem, call
+from slm_course.model import (
+    SLMConfig,
+    LayerNorm,
+    RMSNorm,
+    SwiGLU,
+    apply_rope,
+    count_parameters,
+    repeat_kv,
+    rope_frequencies,
+)
+
+
+def _random(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    norm = LayerNorm(x.shape[-1], eps)
+    norm.weight.copy_(weight)
+    norm.bias.copy_(bias)
+    return norm(x)
+
+
+@torch.no_grad()
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    norm = RMSNorm(x.shape[-1], eps)
+    norm.weight.copy_(weight)
+    return norm(x)
+
+
+def _layer_norm_cases() -> list[Case]:
+    x4 = _random(3, 4, seed=1) * 3 + 5  # few features: the biased and unbiased variance differ
+    w4, b4 = _random(4, seed=2), _random(4, seed=3)
+    x16 = _random(2, 3, 16, seed=4)
+    flat = torch.full((2, 6), 7.0)  # zero variance: only eps keeps the division finite
+    return [
+        Case("layer_norm(x (3, 4), weight, bias)", call(x4, w4, b4), lambda: _layer_norm(x4, w4, b4, 1e-5)),
+        Case("layer_norm(x (2, 3, 16), ones(16), zeros(16))", call(x16, torch.ones(16), torch.zeros(16)),
+             lambda: _layer_norm(x16, torch.ones(16), torch.zeros(16), 1e-5)),
+        Case("layer_norm(x (3, 4), weight, bias, eps=0.5)", call(x4, w4, b4, eps=0.5),
+             lambda: _layer_norm(x4, w4, b4, 0.5)),
+        Case("layer_norm(full((2, 6), 7.0), ones(6), bias)", call(flat, torch.ones(6), b4.repeat(2)[:6]),
+             lambda: _layer_norm(flat, torch.ones(6), b4.repeat(2)[:6], 1e-5)),
+    ]
+
+
+def _rms_norm_cases() -> list[Case]:
+    x = _random(3, 8, seed=5) + 2  # not centred: RMSNorm must not subtract the mean
+    w = _random(8, seed=6)
+    x3 = _random(2, 4, 6, seed=7)
+    small = _random(2, 5, seed=8) * 0.05  # mean square comparable to eps
+    return [
+        Case("rms_norm(x (3, 8), weight)", call(x, w), lambda: _rms_norm(x, w, 1e-6)),
+        Case("rms_norm(x (2, 4, 6), ones(6))", call(x3, torch.ones(6)), lambda: _rms_norm(x3, torch.ones(6), 1e-6)),
+        Case("rms_norm(x (2, 5) × 0.05, ones(5), eps=1e-2)", call(small, torch.ones(5), eps=1e-2),
+             lambda: _rms_norm(small, torch.ones(5), 1e-2)),
+    ]
+
+
+def _rope(x: torch.Tensor, theta: float) -> torch.Tensor:
+    cos, sin = rope_frequencies(x.shape[-1], x.shape[-2], theta)
+    return apply_rope(x, cos, sin)
+
+
+def _rope_cases() -> list[Case]:
+    x = _random(1, 1, 4, 8, seed=9)
+    xb = _random(2, 3, 6, 16, seed=10)
+    x_theta = _random(1, 2, 5, 4, seed=11)
+    one = _random(2, 2, 1, 6, seed=12)
+    return [
+        Case("rope(x (1, 1, 4, 8))", call(x), lambda: _rope(x, 10_000.0)),
+        Case("rope(x (2, 3, 6, 16))", call(xb), lambda: _rope(xb, 10_000.0)),
+        Case("rope(x (1, 2, 5, 4), theta=100.0)", call(x_theta, theta=100.0), lambda: _rope(x_theta, 100.0)),
+        Case("rope(x (2, 2, 1, 6)) (position 0 only)", call(one), lambda: _rope(one, 10_000.0)),
+    ]
+
+
+@torch.no_grad()
+def _swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down: torch.Tensor) -> torch.Tensor:
+    d_ff, d_model = w_gate.shape
+    mlp = SwiGLU(SLMConfig(d_model=d_model, n_heads=1, mlp="swiglu", d_ff=d_ff, bias=False))
+    mlp.gate.weight.copy_(w_gate)
+    mlp.up.weight.copy_(w_up)
+    mlp.down.weight.copy_(w_down)
+    return mlp(x)
+
+
+def _swiglu_cases() -> list[Case]:
+    cases = []
+    for seed, (batch, d_model, d_ff) in enumerate([((4,), 6, 10), ((2, 3), 8, 12), ((1, 1), 4, 4)]):
+        x = _random(*batch, d_model, seed=20 + seed)
+        w_gate, w_up = _random(d_ff, d_model, seed=30 + seed), _random(d_ff, d_model, seed=40 + seed)
+        w_down = _random(d_model, d_ff, seed=50 + seed)
+        cases.append(Case(
+            f"swiglu(x {(*batch, d_model)}, w_gate ({d_ff}, {d_model}), w_up ({d_ff}, {d_model}), w_down ({d_model}, {d_ff}))",
+            call(x, w_gate, w_up, w_down),
+            lambda x=x, g=w_gate, u=w_up, d=w_down: _swiglu(x, g, u, d),
+        ))
+    return cases
+
+
+def _repeat_kv_cases() -> list[Case]:
+    counting = torch.arange(2.0).view(1, 2, 1, 1).expand(1, 2, 3, 2).contiguous()  # head j holds j
+    x = _random(2, 3, 4, 5, seed=60)
+    same = _random(1, 4, 2, 3, seed=61)
+    return [
+        Case("repeat_kv(kv heads holding 0 and 1, shape (1, 2, 3, 2), n_heads=6)", call(counting, 6),
+             lambda: repeat_kv(counting, 6)),
+        Case("repeat_kv(kv (2, 3, 4, 5), n_heads=6)", call(x, 6), lambda: repeat_kv(x, 6)),
+        Case("repeat_kv(kv (2, 3, 4, 5), n_heads=3)", call(x, 3), lambda: repeat_kv(x, 3)),
+        Case("repeat_kv(kv (1, 4, 2, 3), n_heads=8)", call(same, 8), lambda: repeat_kv(same, 8)),
+    ]
+
+
+def _gpt_count(vocab_size: int, context_length: int, d_model: int, n_layers: int, tie_embeddings: bool) -> int:
+    config = SLMConfig(vocab_size=vocab_size, context_length=context_length, d_model=d_model, n_layers=n_layers,
+                       n_heads=1, norm="layernorm", positions="learned", mlp="gelu", qkv_bias=True, bias=True,
+                       tie_embeddings=tie_embeddings)
+    return count_parameters(config)
+
+
+def _count_cases() -> list[Case]:
+    shapes = [
+        (50257, 1024, 768, 12, True),  # GPT-2 124M
+        (50257, 1024, 768, 12, False),
+        (2048, 256, 128, 4, True),  # the tiny preset
+        (10, 3, 2, 1, False),
+        (100, 8, 16, 3, True),
+    ]
+    return [
+        Case(f"gpt_parameter_count({v}, {c}, {d}, {n}, tie_embeddings={t})", call(v, c, d, n, t),
+             lambda v=v, c=c, d=d, n=n, t=t: _gpt_count(v, c, d, n, t))
+        for v, c, d, n, t in shapes
+    ]
+
+
+q1 = Problem(
+    name="q1", chapter="03", target="layer_norm", title="layer normalisation", cases=_layer_norm_cases,
+    hints=[
+        "Normalise each token's vector over its features (the last dimension): subtract its mean, divide "
+        "by its standard deviation, then scale by `weight` and shift by `bias`.",
+        "`mean = x.mean(-1, keepdim=True)`, `var = x.var(-1, keepdim=True, unbiased=False)` (the biased "
+        "variance: divide by d, not d − 1), then `(x - mean) / torch.sqrt(var + eps) * weight + bias`.",
+    ],
+    points=1,
+)
+
+q2 = Problem(
+    name="q2", chapter="03", target="rms_norm", title="RMSNorm", cases=_rms_norm_cases,
+    hints=[
+        "RMSNorm is LayerNorm without the centring and without the bias: divide by the root mean square "
+        "of the features, then scale.",
+        "`x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight` (eps inside the square root).",
+    ],
+    points=1,
+)
+
+q3 = Problem(
+    name="q3", chapter="03", target="rope", title="rotary position embeddings", cases=_rope_cases,
+    hints=[
+        "Feature pair i is (x[..., i], x[..., i + d/2]). At position p it turns by the angle "
+        "p · theta^(−2i/d): build a (T, d/2) table of angles with `torch.outer(positions, freqs)`, "
+        "positions 0 … T−1.",
+        "`freqs = theta ** (-torch.arange(0, d, 2).float() / d)`; `x1, x2 = x[..., :d//2], x[..., d//2:]`; "
+        "return `torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)` with cos/sin of the angles.",
+    ],
+    points=2,
+)
+
+q4 = Problem(
+    name="q4", chapter="03", target="swiglu", title="the SwiGLU feed-forward", cases=_swiglu_cases,
+    hints=[
+        "Two projections of the same input: one goes through SiLU and gates the other (element-wise "
+        "product), then a third matrix brings the result back to d_model. Weights are stored as in "
+        "`nn.Linear`, (out_features, in_features), so multiply by their transpose.",
+        "`(F.silu(x @ w_gate.T) * (x @ w_up.T)) @ w_down.T`. SiLU is x · sigmoid(x), not a plain sigmoid.",
+    ],
+    points=1,
+)
+
+q5 = Problem(
+    name="q5", chapter="03", target="repeat_kv", title="grouped-query attention: share K/V heads",
+    cases=_repeat_kv_cases,
+    hints=[
+        "Each K/V head serves a group of n_heads / n_kv_heads consecutive query heads: head 0 is used "
+        "by query heads 0 … g−1, head 1 by g … 2g−1. Repeat each head in place; do not tile the whole stack.",
+        "`x.repeat_interleave(n_heads // x.shape[1], dim=1)`. `x.repeat(1, g, 1, 1)` gives the order "
+        "0, 1, 0, 1 … instead of 0, 0, 1, 1 ….",
+    ],
+    points=1,
+)
+
+q6 = Problem(
+    name="q6", chapter="03", target="gpt_parameter_count", title="count GPT-2's parameters",
+    cases=_count_cases,
+    hints=[
+        "Add up: token embeddings (vocab × d), position embeddings (context × d), per block two "
+        "LayerNorms, the attention (Q, K, V and output projections, each with a bias) and the "
+        "feed-forward (d → 4d → d, with biases), then the final LayerNorm, and an output layer "
+        "(vocab × d, no bias) only when it is not tied.",
+        "Per block: 2 · 2d (norms) + (3d² + 3d) + (d² + d) (attention) + (4d² + 4d) + (4d² + d) "
+        "(feed-forward) = 12d² + 13d. GPT-2 124M with the tied head gives 124,439,808.",
+    ],
+    points=2,
+)

@@ -1,0 +1,121 @@
+"""Chapter 3's checks: each fails on the stub and on known-wrong answers, and passes on the solution."""
+import torch
+import torch.nn.functional as F
+
+from slm_course.exercises import ch03
+from slm_course.exercises.testing import assert_check_behaviour, notebook_objects
+
+SOLVED = notebook_objects("03")
+STUB = notebook_objects("03", stub=True)
+
+
+def check(problem, wrong):
+    assert_check_behaviour(problem, SOLVED[problem.target], STUB[problem.target], wrong)
+
+
+def test_layer_norm():
+    def unbiased_variance(x, weight, bias, eps=1e-5):  # torch.var's default divides by d - 1
+        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias
+
+    def no_eps(x, weight, bias, eps=1e-5):
+        return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True, unbiased=False) * weight + bias
+
+    def wrong_dimension(x, weight, bias, eps=1e-5):
+        mean, var = x.mean(0, keepdim=True), x.var(0, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+    def forgets_bias(x, weight, bias, eps=1e-5):
+        return F.layer_norm(x, x.shape[-1:], weight, None, eps)
+
+    check(ch03.q1, [unbiased_variance, no_eps, wrong_dimension, forgets_bias])
+    partly = ch03.q1.check(no_eps, quiet=True)
+    assert 0 < partly.passed < partly.total  # only the zero-variance and large-eps inputs expose it
+
+
+def test_rms_norm():
+    def centres(x, weight, eps=1e-6):  # that is LayerNorm without a bias
+        return F.layer_norm(x, x.shape[-1:], weight, None, eps)
+
+    def eps_outside(x, weight, eps=1e-6):
+        return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * weight
+
+    def no_square_root(x, weight, eps=1e-6):
+        return x / (x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+    check(ch03.q2, [centres, eps_outside, no_square_root])
+
+
+def _angles(T, d, theta, start=0):
+    freqs = theta ** (-torch.arange(0, d, 2).float() / d)
+    return torch.outer(torch.arange(start, start + T).float(), freqs)
+
+
+def test_rope():
+    def interleaved(x, theta=10_000.0):  # the original Llama layout: pairs (2i, 2i+1)
+        angles = _angles(x.shape[-2], x.shape[-1], theta)
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = torch.stack([a * angles.cos() - b * angles.sin(), b * angles.cos() + a * angles.sin()], dim=-1)
+        return out.flatten(-2)
+
+    def positions_from_one(x, theta=10_000.0):
+        angles = _angles(x.shape[-2], x.shape[-1], theta, start=1)
+        d = x.shape[-1]
+        x1, x2 = x[..., : d // 2], x[..., d // 2:]
+        return torch.cat([x1 * angles.cos() - x2 * angles.sin(), x2 * angles.cos() + x1 * angles.sin()], -1)
+
+    def rotates_backwards(x, theta=10_000.0):
+        angles = -_angles(x.shape[-2], x.shape[-1], theta)
+        d = x.shape[-1]
+        x1, x2 = x[..., : d // 2], x[..., d // 2:]
+        return torch.cat([x1 * angles.cos() - x2 * angles.sin(), x2 * angles.cos() + x1 * angles.sin()], -1)
+
+    def ignores_theta(x, theta=10_000.0):
+        return SOLVED["rope"](x)
+
+    check(ch03.q3, [interleaved, positions_from_one, rotates_backwards, ignores_theta])
+    partly = ch03.q3.check(positions_from_one, quiet=True)
+    assert partly.passed < partly.total
+
+
+def test_swiglu():
+    def sigmoid_gate(x, w_gate, w_up, w_down):
+        return (torch.sigmoid(x @ w_gate.T) * (x @ w_up.T)) @ w_down.T
+
+    def gates_the_wrong_branch(x, w_gate, w_up, w_down):
+        return ((x @ w_gate.T) * F.silu(x @ w_up.T)) @ w_down.T
+
+    def gelu_mlp(x, w_gate, w_up, w_down):  # no gate at all
+        return F.gelu(x @ w_up.T) @ w_down.T
+
+    check(ch03.q4, [sigmoid_gate, gates_the_wrong_branch, gelu_mlp])
+
+
+def test_repeat_kv():
+    def tiles(x, n_heads):  # 0, 1, 0, 1 … instead of 0, 0, 1, 1 …
+        return x.repeat(1, n_heads // x.shape[1], 1, 1)
+
+    def repeats_tokens(x, n_heads):
+        return x.repeat_interleave(n_heads // x.shape[1], dim=2)
+
+    check(ch03.q5, [tiles, repeats_tokens])
+    partly = ch03.q5.check(tiles, quiet=True)
+    assert 0 < partly.passed < partly.total  # with n_heads == n_kv_heads tiling is harmless
+
+
+def test_gpt_parameter_count():
+    solution = SOLVED["gpt_parameter_count"]
+
+    def forgets_positions(vocab, context, d, layers, tie):
+        return solution(vocab, 0, d, layers, tie)
+
+    def counts_tied_head_twice(vocab, context, d, layers, tie):
+        return solution(vocab, context, d, layers, False)
+
+    def no_biases(vocab, context, d, layers, tie):
+        return solution(vocab, context, d, layers, tie) - layers * (3 * d + d + 4 * d + d)
+
+    def returns_a_float(vocab, context, d, layers, tie):
+        return solution(vocab, context, d, layers, tie) + 0.5
+
+    check(ch03.q6, [forgets_positions, counts_tied_head_twice, no_biases, returns_a_float])
+    assert solution(50257, 1024, 768, 12, True) == 124_439_808  # the published GPT-2 figure

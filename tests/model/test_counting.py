@@ -1,0 +1,182 @@
+"""Tests for slm_course.model.counting: meta-device counts, per-family formulas, published sizes, memory.
+
+Three independent references: models we build and allocate (small presets), the same architectures
+built by ``transformers`` on the meta device from their published hyper-parameters (typed here, not
+read from our presets), and the sizes the model authors publish.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from slm_course.model import (
+    PRESETS,
+    PUBLISHED_PARAMETERS,
+    SLM,
+    LayerScaling,
+    SLMConfig,
+    analytic_parameters,
+    count_parameters,
+    dense_parameters,
+    kv_cache_bytes,
+    memory_bytes,
+    memory_table,
+    moe_parameters,
+    openelm_layers,
+    openelm_parameters,
+    plot_memory,
+)
+from slm_course.model.presets import PUBLISHED_ACTIVE_PARAMETERS
+
+
+def small(**changes) -> SLMConfig:
+    fields = dict(vocab_size=61, context_length=12, d_model=24, n_layers=3, n_heads=6)
+    return SLMConfig(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"tie_embeddings": True}, {"qkv_bias": True, "bias": True},
+     {"norm": "rmsnorm", "positions": "rope", "mlp": "swiglu", "n_kv_heads": 2},
+     {"norm": "rmsnorm", "mlp": "swiglu", "n_kv_heads": 3, "tie_embeddings": True, "bias": True, "d_ff": 40}],
+)
+def test_meta_count_and_dense_formula_equal_an_allocated_model(changes):
+    config = small(**changes)
+    built = sum(p.numel() for p in SLM(config).parameters())
+    assert count_parameters(config) == built
+    assert dense_parameters(config) == built
+
+
+def test_tiny_preset_is_counted_exactly():
+    config = SLMConfig.from_name("tiny")
+    assert count_parameters(config) == SLM(config).num_parameters() == dense_parameters(config)
+
+
+def test_gpt2_124m_with_tied_head():
+    assert count_parameters(SLMConfig.from_name("gpt2-124m")) == 124_439_808
+    assert count_parameters(SLMConfig.from_name("gpt2-124m", tie_embeddings=False)) == 124_439_808 + 50257 * 768
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED_PARAMETERS))
+def test_published_sizes(name):
+    published, tolerance = PUBLISHED_PARAMETERS[name]
+    counted = count_parameters(SLMConfig.from_name(name))
+    if tolerance == 0:
+        assert counted == published
+    else:
+        assert abs(counted - published) <= tolerance * published, f"{name}: {counted:,} vs {published:,.0f}"
+
+
+def test_mixtral_total_and_active():
+    config = SLMConfig.from_name("mixtral-8x7b")
+    total, active = moe_parameters(config)
+    assert count_parameters(config) == total and count_parameters(config, active=True) == active
+    published, tolerance = PUBLISHED_ACTIVE_PARAMETERS["mixtral-8x7b"]
+    assert abs(active - published) <= tolerance * published
+    assert 3.5 < total / active < 3.7  # 8 experts held, 2 used; attention and embeddings shared
+
+
+def test_formulas_agree_where_the_switches_express_them():
+    # One expert and no router: the MoE formula is the dense one, and both match a built model.
+    dense = small(norm="rmsnorm", positions="rope", mlp="swiglu", n_kv_heads=2)
+    assert moe_parameters(dense) == (dense_parameters(dense), dense_parameters(dense))
+    assert analytic_parameters(dense) == SLM(dense).num_parameters()
+    # OpenELM with constant multipliers and no query/key norms is a plain dense model.
+    scaling = LayerScaling(qkv_multipliers=(1.0, 1.0), ffn_multipliers=(2.0, 2.0), queries_per_kv_head=2,
+                           ffn_divisor=16, qk_norm=False)
+    elm = small(norm="rmsnorm", positions="rope", mlp="swiglu", n_heads=4, layer_scaling=scaling)
+    (n_heads, n_kv, d_ff), *_ = openelm_layers(elm)
+    assert (n_heads, n_kv, d_ff) == (4, 2, 48)
+    plain = small(norm="rmsnorm", positions="rope", mlp="swiglu", n_heads=n_heads, n_kv_heads=n_kv, d_ff=d_ff)
+    assert openelm_parameters(elm) == SLM(plain).num_parameters()
+    with_qk_norm = small(norm="rmsnorm", positions="rope", mlp="swiglu", n_heads=4,
+                         layer_scaling=LayerScaling(**{**scaling.__dict__, "qk_norm": True}))
+    assert openelm_parameters(with_qk_norm) - openelm_parameters(elm) == 3 * 2 * 6  # layers × (q, k) × head_dim
+
+
+def test_openelm_270m_layer_shapes():
+    # Published OpenELM-270M: 12, 16 then 20 query heads of width 64, four queries per key/value head.
+    layers = openelm_layers(SLMConfig.from_name("openelm-270m"))
+    assert [h for h, _, _ in layers] == [12] * 5 + [16] * 7 + [20] * 4
+    assert all(h == 4 * kv for h, kv, _ in layers)
+    assert layers[0][2] == 768 and layers[-1][2] == 5120  # 0.5 × 1280 … 4.0 × 1280
+    assert all(d_ff % 256 == 0 for _, _, d_ff in layers)
+
+
+HF_SHAPES = {  # published hyper-parameters, typed independently of our presets
+    "gpt2-124m": ("GPT2LMHeadModel", "GPT2Config", {}),
+    "smollm2-135m": ("LlamaForCausalLM", "LlamaConfig", dict(
+        vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True)),
+    "llama3-8b": ("LlamaForCausalLM", "LlamaConfig", dict(
+        vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)),
+    "phi3-mini": ("Phi3ForCausalLM", "Phi3Config", dict(
+        vocab_size=32064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False)),
+    "gemma-2b": ("GemmaForCausalLM", "GemmaConfig", dict(
+        vocab_size=256000, hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
+        num_attention_heads=8, num_key_value_heads=1, head_dim=256, tie_word_embeddings=True)),
+    "mixtral-8x7b": ("MixtralForCausalLM", "MixtralConfig", dict(
+        vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2,
+        tie_word_embeddings=False)),
+}
+
+
+@pytest.mark.parametrize("name", list(HF_SHAPES))
+def test_counts_equal_transformers_models_built_on_meta(name):
+    transformers = pytest.importorskip("transformers")
+    model_class, config_class, fields = HF_SHAPES[name]
+    with torch.device("meta"):
+        reference = getattr(transformers, model_class)(getattr(transformers, config_class)(**fields))
+    assert count_parameters(SLMConfig.from_name(name)) == sum(p.numel() for p in reference.parameters())
+
+
+def test_memory_per_precision():
+    n = count_parameters(SLMConfig.from_name("gpt2-124m"))
+    assert memory_bytes(n, "fp32") == 4 * n == 497_759_232
+    assert memory_bytes(n, "int4") == n / 2
+    with pytest.raises(ValueError, match="fp32, bf16, int8, int4"):
+        memory_bytes(n, "fp8")
+    rows = {row["name"]: row for row in memory_table(["llama3-8b", "mixtral-8x7b"])}
+    assert math.isclose(rows["llama3-8b"]["bf16"], 16.06, abs_tol=0.01)  # ≈ 16 GB: no 8 GB GPU in bf16
+    assert rows["llama3-8b"]["int4"] < 8 < rows["llama3-8b"]["int8"] + 0.1  # int4 fits an 8 GB GPU
+    assert rows["mixtral-8x7b"]["int4"] > 16  # all experts must be held, even at 4 bits
+    assert rows["mixtral-8x7b"]["active"] < rows["mixtral-8x7b"]["parameters"]
+
+
+def test_kv_cache_estimate():
+    # Llama 3 8B: 2 × 32 layers × 8 KV heads × 128 dims × 2 bytes = 128 KiB per token in bf16.
+    llama = SLMConfig.from_name("llama3-8b")
+    assert kv_cache_bytes(llama, 1) == 128 * 1024
+    assert kv_cache_bytes(llama, 8192, batch=2) == 2 * 8192 * 128 * 1024
+    # Without grouped-query attention it would be 4 × larger.
+    assert kv_cache_bytes(llama.replace(n_kv_heads=32), 1) == 4 * kv_cache_bytes(llama, 1)
+    # Measured against the cache a real model fills: keys and values of every layer.
+    config = small(norm="rmsnorm", positions="rope", mlp="swiglu", n_kv_heads=2)
+    per_layer = 2 * 1 * 2 * 5 * config.head_dim  # (K, V) × batch × kv heads × tokens × head_dim
+    assert kv_cache_bytes(config, 5, precision="fp32") == 4 * config.n_layers * per_layer
+    elm = SLMConfig.from_name("openelm-270m")
+    assert kv_cache_bytes(elm, 1) == 2 * sum(kv for _, kv, _ in openelm_layers(elm)) * 64 * 2
+
+
+def test_plot_memory_has_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plot_memory(["gpt2-124m", "llama3-8b"])
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert len(ax.patches) == 2 * 4  # two models × four precisions
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_every_preset_is_countable():
+    for name in PRESETS:
+        config = SLMConfig.from_name(name)
+        assert count_parameters(config) == analytic_parameters(config) > 0
