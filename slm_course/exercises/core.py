@@ -69,6 +69,13 @@ class CheckResult:
         }
 
 
+class ShownText(str):
+    """Text already printed by ``hint``/``solution``: a cell ending in ``q1.hint(1)`` shows it once."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+
 @dataclass
 class Case:
     """One test case: ``run(obj)`` gives the learner's answer, compared with ``expected``.
@@ -245,7 +252,7 @@ class Problem:
             print(result.message)
         return result
 
-    def hint(self, level: int = 1) -> str | None:
+    def hint(self, level: int = 1) -> ShownText | None:
         """Show hint ``level`` (1 is a nudge; higher levels say more)."""
         if assessment_mode():
             print(f"{self.name}: hints are switched off during assessment (SLM_COURSE_ASSESSMENT is set).")
@@ -259,9 +266,9 @@ class Problem:
         more = f" (try hint({level + 1}) for more)" if level < len(self.hints) else ""
         text = f"Hint {level}/{len(self.hints)} for {self.name}{more}: {self.hints[level - 1]}"
         print(text)
-        return text
+        return ShownText(text)
 
-    def solution(self) -> str | None:
+    def solution(self) -> ShownText | None:
         """Show the solution code, taken from ``solutions/`` by ``slm-course build-exercises``."""
         if assessment_mode():
             print(f"{self.name}: solutions are switched off during assessment (SLM_COURSE_ASSESSMENT is set).")
@@ -270,7 +277,7 @@ class Problem:
 
         source = load_solution_source(self.chapter, self.name)
         print(f"Solution to {self.name} ({self.title}):\n\n{source}")
-        return source
+        return ShownText(source)
 
     # The grader-facing API --------------------------------------------------------------------
     def grade(self, namespace: dict) -> CheckResult:

@@ -1,0 +1,275 @@
+"""The grader's parts, without a sandbox: finding submissions, zips, transplanting, scoring, the table."""
+from __future__ import annotations
+
+import json
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import slm_course
+from grading_notebooks import NAIVE_SOFTMAX, NO_TRANSPOSE, SOLVED, learner_notebook, pristine
+from slm_course.cli import main
+from slm_course.exercises import ch00
+from slm_course.exercises.build import exercise_tag
+from slm_course.exercises.testing import notebook_objects
+from slm_course.grading import scoring, submissions, table, transplant
+from slm_course.grading.cli import parse_size
+from slm_course.grading.kernel_side import collect
+from slm_course.grading.sandbox import SANDBOX_WORKDIR, bwrap_command, sandbox_env
+from slm_course.grading.values import Unsupported, decode, dumps, encode, loads
+
+
+def test_parse_size():
+    assert parse_size("1.5G") == int(1.5 * (1 << 30))
+    assert parse_size("800M") == 800 << 20 and parse_size("64k") == 64 << 10 and parse_size("123") == 123
+    with pytest.raises(ValueError, match="like 1.5G"):
+        parse_size("lots")
+
+
+# ---------------------------------------------------------------------------------- submissions
+
+def _zip(path: Path, members: dict[str, bytes], links: tuple[str, ...] = ()) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return path
+
+
+def test_zip_of_a_class_is_unpacked_into_the_work_folder(tmp_path):
+    archive = _zip(tmp_path / "class.zip", {"alice/warmup.ipynb": b"{}", "bob.ipynb": b"{}", "notes.txt": b"x",
+                                             "__MACOSX/._bob.ipynb": b"junk"})
+    found = submissions.collect([str(archive)], tmp_path / "work")
+    assert [s.student for s in found] == ["bob", "warmup"]
+    assert all((tmp_path / "work") in s.path.parents for s in found)
+    assert found[1].source == f"{archive}:alice/warmup.ipynb"
+
+
+@pytest.mark.parametrize("members, links, message", [
+    ({"../evil.ipynb": b"{}"}, (), "outside the folder"),
+    ({"/etc/evil.ipynb": b"{}"}, (), "outside the folder"),
+    ({"a/../../evil.ipynb": b"{}"}, (), "outside the folder"),
+    ({}, ("link.ipynb",), "is a link"),
+])
+def test_zip_path_traversal_and_links_are_refused(tmp_path, members, links, message):
+    archive = _zip(tmp_path / "class.zip", members, links)
+    with pytest.raises(ValueError, match=message):
+        submissions.collect([str(archive)], tmp_path / "work")
+    assert not (tmp_path / "evil.ipynb").exists()
+
+
+def test_zip_bomb_is_stopped_while_it_inflates(tmp_path):
+    archive = _zip(tmp_path / "bomb.zip", {"big.ipynb": b"\0" * (8 << 20)})
+    assert archive.stat().st_size < 100_000  # a tiny file that inflates 80 times
+    with pytest.raises(ValueError, match="decompression bomb"):
+        submissions.collect([str(archive)], tmp_path / "work", zip_limit=1 << 20)
+    written = sum(p.stat().st_size for p in (tmp_path / "work").rglob("*") if p.is_file())
+    assert written <= (1 << 20) + (1 << 20)  # stopped within one chunk of the limit
+
+
+def test_two_notebooks_with_one_name_from_separate_folders_are_a_usage_error(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "same.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match="both named 'same'"):
+        submissions.collect([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "work")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        submissions.collect([str(tmp_path / "missing.ipynb")], tmp_path / "work")
+
+
+def test_equal_names_in_one_folder_tree_get_their_relative_path(tmp_path):
+    for folder in ("alice", "bob"):
+        (tmp_path / "class" / folder).mkdir(parents=True)
+        (tmp_path / "class" / folder / "00_warmup.ipynb").write_text("{}")
+    found = submissions.collect([str(tmp_path / "class")], tmp_path / "work")
+    assert [s.student for s in found] == ["alice/00_warmup", "bob/00_warmup"]
+
+
+def test_notebooks_that_are_not_notebooks(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{ nope")
+    (tmp_path / "b.ipynb").write_text("[1, 2]")
+    (tmp_path / "c.ipynb").write_bytes(b"\xff\xfe")
+    for name in "abc":
+        notebook, reason = submissions.read_notebook(tmp_path / f"{name}.ipynb")
+        assert notebook is None and reason.startswith("not a valid notebook")
+
+
+def test_chapter_comes_from_metadata_or_the_option_and_old_versions_are_noted():
+    nb = {"metadata": {"slm_course": {"chapter": "00", "course_version": "0.0.1"}}}
+    chapter, notes = submissions.chapter_of(nb, None)
+    assert chapter == "00" and any("0.0.1" in n and slm_course.__version__ in n for n in notes)
+    chapter, notes = submissions.chapter_of(nb, "01")
+    assert chapter == "01" and any("graded as chapter 01" in n for n in notes)
+    assert submissions.chapter_of({}, None) == (None, [])
+
+
+# ---------------------------------------------------------------------------------- transplant
+
+def test_only_the_learners_exercise_cells_are_kept():
+    nb = learner_notebook(q1=SOLVED["q1"])
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and not exercise_tag(cell):
+            cell["source"] = "print('✓ everything correct')"  # a learner rewriting a check or setup cell
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "source": "import os; os.remove('x')", "outputs": [],
+                        "execution_count": None})
+    ran, notes = transplant.transplant(pristine(), nb)
+    course = [c for c in pristine()["cells"] if c["cell_type"] == "code"]
+    assert len(ran["cells"]) == len(course)
+    for kept, original in zip(ran["cells"], course):
+        name = exercise_tag(original)
+        source = original["source"]
+        expected = SOLVED["q1"] if name == "q1" else "".join(source) if isinstance(source, list) else source
+        assert kept["source"] == expected
+        assert kept["metadata"]["slm_grade"] == {"kind": "exercise" if name else "course", "problem": name or ""}
+    assert notes == []
+
+
+def test_missing_and_duplicated_exercise_cells():
+    nb = learner_notebook(q2=NAIVE_SOFTMAX)
+    nb["cells"] = [c for c in nb["cells"] if exercise_tag(c) != "q1"]
+    q2 = next(c for c in nb["cells"] if exercise_tag(c) == "q2")
+    decoy = {**q2, "id": "decoy", "source": "def softmax(x):\n    return x\n"}
+    nb["cells"].insert(0, decoy)
+    ran, notes = transplant.transplant(pristine(), nb)
+    sources = {c["metadata"]["slm_grade"]["problem"]: c["source"] for c in ran["cells"]}
+    assert "NotImplementedError" in sources["q1"] and sources["q2"] == NAIVE_SOFTMAX  # the course's cell id wins
+    assert any("no cell tagged q1" in n for n in notes) and any("2 cells tagged q2" in n for n in notes)
+
+
+# ---------------------------------------------------------------------------------- values and scoring
+
+def test_values_round_trip_as_plain_data():
+    tensors: list = []
+    value = {"a": (1, 2.5, torch.ones(2, dtype=torch.int64)), 3: [None, True, "s"], "dtype": torch.float16,
+             "size": torch.Size([2, 3]), "nested": {"t": torch.nn.Parameter(torch.zeros(1))}}
+    payload = loads(dumps({"tree": encode(value, tensors), "tensors": tensors}))
+    back = decode(payload["tree"], payload["tensors"])
+    assert back["a"][:2] == (1, 2.5) and torch.equal(back["a"][2], value["a"][2])
+    assert back[3] == [None, True, "s"] and back["dtype"] is torch.float16 and back["size"] == torch.Size([2, 3])
+    assert type(back["nested"]["t"]) is torch.Tensor  # a subclass arrives as a plain tensor
+
+    class Sneaky(int):
+        def __eq__(self, other):
+            return True
+
+    for odd in (object(), Sneaky(3), (x for x in [])):
+        assert isinstance(decode(encode(odd, []), []), Unsupported)
+
+
+@pytest.mark.parametrize("problem, answer", [
+    (ch00.q1, "solved"), (ch00.q1, "stub"), (ch00.q1, lambda text: {w: 1 for w in text.split()}),
+    (ch00.q2, "solved"), (ch00.q2, NAIVE_SOFTMAX), (ch00.q2, lambda x: 1 / 0),
+    (ch00.q3, NO_TRANSPOSE), (ch00.q3, lambda x, h: None), (ch00.q3, None),
+])
+def test_scores_from_the_kernels_report_equal_the_notebooks_check(tmp_path, problem, answer):
+    namespace = dict(notebook_objects("00", stub=answer == "stub"))
+    if isinstance(answer, str) and answer not in ("solved", "stub"):
+        exec(answer, namespace)
+    elif callable(answer) or answer is None:
+        namespace[problem.target] = answer
+    collect("00", problem.name, str(tmp_path / "r.pt"), namespace)  # what the kernel side does
+    import base64
+
+    graded = scoring.score(problem, base64.b64encode((tmp_path / "r.pt").read_bytes()).decode()).to_dict()
+    checked = problem.check(namespace.get(problem.target), quiet=True).to_dict()
+    assert graded == checked
+
+
+def test_final_check_counts_and_the_one_after_the_cell_stands_in_when_the_run_stopped(tmp_path):
+    import base64
+
+    namespace = dict(notebook_objects("00"))
+    collect("00", "q1", str(tmp_path / "q1.pt"), namespace)
+    good = base64.b64encode((tmp_path / "q1.pt").read_bytes()).decode()
+    namespace["count_words"] = lambda text: {}
+    collect("00", "q1", str(tmp_path / "bad.pt"), namespace)
+    bad = base64.b64encode((tmp_path / "bad.pt").read_bytes()).decode()
+    problems = [ch00.q1, ch00.q2]
+    events = [{"event": "grade", "problem": "q1", "stage": "interim", "status": "ok", "payload": good},
+              {"event": "grade", "problem": "q1", "stage": "final", "status": "ok", "payload": bad}]
+    results, _ = scoring.exercise_results(problems, events, "")
+    assert results["q1"]["points"] == pytest.approx(0.25)  # only "" -> {} is right: the final check counts
+    results, notes = scoring.exercise_results(problems, events[:1], "killed: it used more than 1.5 GB of memory")
+    assert results["q1"]["points"] == 1
+    assert results["q2"]["status"] == scoring.NOT_GRADED and "memory" in results["q2"]["reason"]
+    assert "killed: it used more than 1.5 GB of memory" in notes
+
+
+# ---------------------------------------------------------------------------------- sandbox command
+
+def test_bwrap_hides_folders_and_binds_needed_paths_back_read_only(outside_tmp):
+    home = outside_tmp / "course"
+    (home / "venv").mkdir(parents=True)
+    (home / "venv" / "subs").mkdir()
+    (home / "cache").mkdir()
+    cmd = bwrap_command("bwrap", hide=[home, home / "venv" / "subs"], needed=[home / "venv", home / "cache"], disk=1 << 20)
+    text = " ".join(cmd)
+    assert "--ro-bind / /" in text and "--unshare-all" in text and "--die-with-parent" in text
+    assert cmd.index(str(home)) < cmd.index(str(home / "venv")) < cmd.index(str(home / "venv" / "subs"))
+    assert cmd[cmd.index(str(home / "venv")) - 1] == "--ro-bind"
+    assert cmd[cmd.index(str(home / "venv" / "subs")) - 1] == "--tmpfs"  # hidden again after the bind
+    assert "--tmpfs /tmp" in text and "--dir /tmp/submission" in text
+
+
+def test_caches_and_config_point_into_the_writable_folder_and_nothing_else_leaks(monkeypatch):
+    monkeypatch.setenv("SECRET_TOKEN", "do-not-pass")
+    env = sandbox_env(SANDBOX_WORKDIR)
+    for name in ("HOME", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR",
+                 "MPLCONFIGDIR", "HF_HOME", "HF_DATASETS_CACHE", "XDG_CACHE_HOME"):
+        assert env[name].startswith(SANDBOX_WORKDIR + "/"), name
+    assert env["SLM_COURSE_ASSESSMENT"] == "1" and env["HF_HUB_OFFLINE"] == "1"
+    assert "SECRET_TOKEN" not in env
+
+
+# ---------------------------------------------------------------------------------- table and CLI
+
+def _row(student, total, q1_status="correct"):
+    entry = {"problem": "q1", "status": q1_status, "passed": 1, "total": 1, "points": total, "max_points": 1,
+             "reason": "" if q1_status == "correct" else "`f(1)`: wrong"}
+    return {"student": student, "file": f"{student}.ipynb", "chapter": "00", "total": total, "max_total": 1.0,
+            "exercises": {"q1": entry}, "notes": [], "seconds": 1.0}
+
+
+def test_table_is_sorted_and_summarised():
+    rows = [_row("zed", 1.0), _row("amy", 0.0, "incorrect"), _row("kim", 1.0)]
+    text = table.render_csv(rows)
+    assert text.splitlines()[0] == "student,chapter,total,max_total,q1,q1_reason,notes,file"
+    assert [line.split(",")[0] for line in text.splitlines()[1:]] == ["amy", "kim", "zed"]
+    assert text == table.render_csv(list(reversed(rows)))
+    summary = table.summarize(rows)
+    assert summary["mean_total"] == pytest.approx(2 / 3, abs=1e-4) and summary["median_total"] == 1.0
+    assert summary["pass_rate"] == {"q1": pytest.approx(2 / 3, abs=1e-4)}
+
+
+def test_journal_ignores_a_half_written_last_line(tmp_path):
+    journal = table.Journal(tmp_path / "j.jsonl", fresh=True)
+    journal.add(_row("amy", 1.0))
+    journal.close()
+    with open(tmp_path / "j.jsonl", "a") as handle:
+        handle.write('{"student": "bo')
+    assert [r["student"] for r in table.read_journal(tmp_path / "j.jsonl")] == ["amy"]
+
+
+def test_usage_errors_exit_2_with_a_sentence(tmp_path, capsys):
+    assert main(["grade", str(tmp_path / "none.ipynb"), "--out", str(tmp_path / "g.csv")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    (tmp_path / "a.ipynb").write_text("{}")
+    assert main(["grade", str(tmp_path / "a.ipynb"), "--out", str(tmp_path / "missing" / "g.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unreadable_notebooks_get_rows_and_the_run_exits_0(tmp_path, capsys):
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "x.ipynb").write_text("not json")
+    code = main(["grade", str(tmp_path / "subs"), "--chapter", "00", "--out", str(tmp_path / "g.csv"),
+                 "--json", str(tmp_path / "g.json"), "--no-sandbox", "--notebook-timeout", "1", "--cell-timeout", "1"])
+    assert code == 0
+    rows = {r["student"]: r for r in json.loads((tmp_path / "g.json").read_text())["rows"]}
+    assert "not valid JSON" in " ".join(rows["x"]["notes"])
+    assert rows["x"]["exercises"]["q1"]["status"] == scoring.NOT_GRADED and rows["x"]["max_total"] == 5
