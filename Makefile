@@ -34,7 +34,7 @@ assets: $(STAMP)
 
 lab: assets
 	mkdir -p work
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 assets-test: $(STAMP)
 	$(TEST_ENV) $(VENV)/bin/slm-course fetch --all

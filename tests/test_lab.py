@@ -29,8 +29,10 @@ def get(url: str) -> tuple[int, str]:
 def test_make_lab_serves_the_notebooks(tmp_path):
     root = repo_root()
     port, token = free_port(), secrets.token_hex(16)
-    args = f"--no-browser --port={port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token} --ServerApp.runtime_dir={tmp_path}"
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
+    args = f"--no-browser --port={port} --ServerApp.ip=127.0.0.1 --IdentityProvider.token={token}"
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    had_work = (root / "work").exists()
     server = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={args}"], cwd=root, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -56,9 +58,14 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         first = sorted(expected)[0]
         status, body = get(f"{base}/api/contents/notebooks/{first}?token={token}&content=1")
         assert json.loads(body)["content"]["cells"]
+        # the learner's work/ folder is served too (DESIGN: `make lab` shows work/)
+        status, listing = get(f"{base}/api/contents?token={token}")
+        assert {"notebooks", "work"} <= {item["name"] for item in json.loads(listing)["content"]}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+        if not had_work and (root / "work").is_dir() and not any((root / "work").iterdir()):
+            (root / "work").rmdir()
