@@ -1,0 +1,186 @@
+"""Chapter 2 exercises (attention): masks, masked softmax, scaled scores, context vectors, heads.
+
+The learner writes each piece in ``solutions/02_attention.ipynb`` (the exercise copy); the expected
+values come from :mod:`slm_course.attention`, the implementation the course's model uses.
+"""
+from __future__ import annotations
+
+import torch
+
+from slm_course.attention import (
+    attention_scores,
+    causal_mask,
+    masked_softmax,
+    merge_heads,
+    scaled_dot_product,
+    simple_self_attention,
+    split_heads,
+)
+from slm_course.exercises.core import Case, Problem, call
+
+
+def _random(*shape: int, seed: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _causal_mask_cases() -> list[Case]:
+    return [Case(f"causal_mask({n})", call(n), lambda n=n: causal_mask(n)) for n in (1, 2, 4, 7)]
+
+
+def _masked_softmax_cases() -> list[Case]:
+    scores = _random(4, 4, seed=1)
+    batch = _random(2, 3, 5, 5, seed=2)  # (B, H, T, T): one (T, T) mask serves every batch and head
+    padding = torch.tensor([[False, False, True], [False, False, True]])  # hide the last key (a pad token)
+    wide = _random(2, 3, seed=3) * 10
+    return [
+        Case("masked_softmax(scores (4, 4), causal_mask(4))", call(scores, causal_mask(4)),
+             lambda: masked_softmax(scores, causal_mask(4))),
+        Case("masked_softmax(scores (2, 3, 5, 5), causal_mask(5))", call(batch, causal_mask(5)),
+             lambda: masked_softmax(batch, causal_mask(5))),
+        Case("masked_softmax(scores (2, 3) × 10, mask hiding the last column)", call(wide, padding),
+             lambda: masked_softmax(wide, padding)),
+    ]
+
+
+def _attention_scores_cases() -> list[Case]:
+    q, k = _random(4, 8, seed=4), _random(4, 8, seed=5)
+    q4, k4 = _random(2, 3, 5, 16, seed=6), _random(2, 3, 6, 16, seed=7)  # 5 queries, 6 keys
+    q1, k1 = _random(3, 1, seed=8), _random(2, 1, seed=9)
+    return [
+        Case("attention_scores(queries (4, 8), keys (4, 8))", call(q, k), lambda: attention_scores(q, k)),
+        Case("attention_scores(queries (2, 3, 5, 16), keys (2, 3, 6, 16))", call(q4, k4),
+             lambda: attention_scores(q4, k4)),
+        Case("attention_scores(queries (3, 1), keys (2, 1))", call(q1, k1), lambda: attention_scores(q1, k1)),
+    ]
+
+
+def _context_cases() -> list[Case]:
+    sentence = _random(6, 3, seed=10)
+    batch = _random(2, 4, 3, seed=11)
+    one = _random(1, 5, seed=12)
+    return [
+        Case("simple_self_attention(inputs (6, 3))", call(sentence), lambda: simple_self_attention(sentence)),
+        Case("simple_self_attention(inputs (2, 4, 3))", call(batch), lambda: simple_self_attention(batch)),
+        Case("simple_self_attention(inputs (1, 5))", call(one), lambda: simple_self_attention(one)),
+    ]
+
+
+def _merge_heads_cases() -> list[Case]:
+    x = _random(2, 4, 3, 2, seed=13)  # (B=2, H=4, T=3, hd=2)
+    counting = torch.arange(24, dtype=torch.float32).reshape(1, 3, 4, 2)
+    one_head = _random(2, 1, 5, 3, seed=14)
+    return [
+        Case("merge_heads(x of shape (2, 4, 3, 2))", call(x), lambda: merge_heads(x)),
+        Case("merge_heads(arange(24).reshape(1, 3, 4, 2))", call(counting), lambda: merge_heads(counting)),
+        Case("merge_heads(x of shape (2, 1, 5, 3))", call(one_head), lambda: merge_heads(one_head)),
+    ]
+
+
+def _causal_attention_cases() -> list[Case]:
+    q, k, v = (_random(5, 4, seed=s) for s in (15, 16, 17))
+    qb, kb, vb = (_random(2, 3, 6, 8, seed=s) for s in (18, 19, 20))
+    return [
+        Case("causal_self_attention(q, k, v of shape (5, 4))", call(q, k, v),
+             lambda: scaled_dot_product(q, k, v, causal=True, return_weights=True)),
+        Case("causal_self_attention(q, k, v of shape (2, 3, 6, 8))", call(qb, kb, vb),
+             lambda: scaled_dot_product(qb, kb, vb, causal=True, return_weights=True)),
+    ]
+
+
+def _multi_head_cases() -> list[Case]:
+    x = _random(2, 5, 8, seed=21)
+    weight = _random(24, 8, seed=22) / 3  # (3 × D, D), like nn.Linear(8, 24).weight
+
+    def expected(inputs: torch.Tensor, qkv_weight: torch.Tensor, num_heads: int) -> torch.Tensor:
+        q, k, v = (split_heads(part, num_heads) for part in (inputs @ qkv_weight.T).chunk(3, dim=-1))
+        return merge_heads(scaled_dot_product(q, k, v, causal=True))
+
+    return [
+        Case(f"multi_head_attention(x (2, 5, 8), qkv_weight (24, 8), num_heads={h})", call(x, weight, h),
+             lambda h=h: expected(x, weight, h))
+        for h in (2, 4, 1)
+    ]
+
+
+q1 = Problem(
+    name="q1", chapter="02", target="causal_mask", title="the causal mask", cases=_causal_mask_cases,
+    hints=[
+        "Token i may look at tokens 0..i. The mask marks what it must NOT see: the positions j > i, "
+        "above the diagonal. Return a boolean (T, T) tensor.",
+        "`torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)` keeps the part strictly above the "
+        "diagonal; `diagonal=0` would also hide each token from itself.",
+    ],
+    points=1,
+)
+
+q2 = Problem(
+    name="q2", chapter="02", target="masked_softmax", title="softmax with a mask", cases=_masked_softmax_cases,
+    hints=[
+        "Hidden positions must get weight exactly 0 while each row still sums to 1: change their scores "
+        "before the softmax, not the weights after it.",
+        "`scores.masked_fill(mask, float('-inf'))` then `torch.softmax(..., dim=-1)`: exp(-inf) = 0. "
+        "Filling with 0 does not hide anything (exp(0) = 1).",
+    ],
+    points=2,
+)
+
+q3 = Problem(
+    name="q3", chapter="02", target="attention_scores", title="scaled attention scores",
+    cases=_attention_scores_cases,
+    hints=[
+        "Each score is a dot product of a query with a key: a matrix product of queries with the keys "
+        "transposed over their last two dimensions.",
+        "`queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[-1])`: divide by the square root "
+        "of the head size d (the last dimension), not by d and not by the number of tokens.",
+    ],
+    points=1,
+)
+
+q4 = Problem(
+    name="q4", chapter="02", target="simple_self_attention", title="context vectors by hand",
+    cases=_context_cases,
+    hints=[
+        "Three steps: scores (every token's dot product with every token), weights (softmax of each "
+        "row), context (the weighted sum of the input vectors).",
+        "`weights = torch.softmax(inputs @ inputs.transpose(-2, -1), dim=-1)` then `weights @ inputs`. "
+        "No √d scaling here: this is the version without trainable weights.",
+    ],
+    points=1,
+)
+
+q5 = Problem(
+    name="q5", chapter="02", target="merge_heads", title="merge the heads back", cases=_merge_heads_cases,
+    hints=[
+        "Undo split_heads in reverse order: first bring the token dimension back before the heads, "
+        "(B, H, T, hd) -> (B, T, H, hd), then join the last two dimensions.",
+        "`x.transpose(1, 2).reshape(B, T, H * hd)` (or `.contiguous().view(...)`). Reshaping without the "
+        "transpose mixes tokens across heads.",
+    ],
+    points=2,
+)
+
+q6 = Problem(
+    name="q6", chapter="02", target="causal_self_attention", title="causal attention returning its weights",
+    cases=_causal_attention_cases,
+    hints=[
+        "Chain your earlier pieces: scaled scores, the causal mask for T tokens, the masked softmax, "
+        "then the weighted sum of the values. Return a tuple (context, weights).",
+        "`weights = masked_softmax(attention_scores(q, k), causal_mask(q.shape[-2]))`, "
+        "`return weights @ v, weights`.",
+    ],
+    points=2,
+)
+
+q7 = Problem(
+    name="q7", chapter="02", target="multi_head_attention", title="batched multi-head attention",
+    cases=_multi_head_cases,
+    hints=[
+        "One matrix multiply gives queries, keys and values at once: `inputs @ qkv_weight.T` has 3·D "
+        "features; `.chunk(3, dim=-1)` cuts it into Q, K and V. Then split each into heads, attend "
+        "causally per head, and merge the heads.",
+        "`q, k, v = (split_heads(t, num_heads) for t in (inputs @ qkv_weight.T).chunk(3, dim=-1))`; "
+        "`context = F.scaled_dot_product_attention(q, k, v, is_causal=True)` (or your "
+        "causal_self_attention); `return merge_heads(context)`.",
+    ],
+    points=3,
+)
