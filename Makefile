@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PIP := set -o pipefail; $(PY) -m pip install --quiet
+# pip's local index folders print harmless "... is ignored" lines for every package; hide those.
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 # make test keeps its cache inside the clone, so every CI run proves a cold fetch.
 TEST_ENV := SLM_COURSE_HOME=$(CURDIR)/.cache TIKTOKEN_CACHE_DIR=$(CURDIR)/.cache/tiktoken \
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0
@@ -23,9 +26,9 @@ venv: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PIP) --upgrade pip $(QUIET_PIP)
+	$(PIP) -r requirements.txt $(QUIET_PIP)
+	$(PIP) --no-deps -e . $(QUIET_PIP)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slm-course)" >/dev/null
 	touch $(STAMP)
 
