@@ -37,6 +37,7 @@ def _build_shared(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    """The ``slm-course`` argument parser with its subcommands."""
     from slm_course import assets, grading
 
     parser = argparse.ArgumentParser(prog="slm-course", description=__doc__)
@@ -67,9 +68,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``slm-course ARGS``; errors a user can fix print one sentence, not a traceback."""
+    from slm_course.assets import AssetError
+
     args = make_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except AssetError as error:  # fetching failed (offline, bad index): the message says what to do
+        print(f"slm-course {args.command}: {error}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"slm-course {args.command}: {message}", file=sys.stderr)

@@ -15,13 +15,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
 
 import slm_course
-from slm_course.paths import PACKAGE_DIR, repo_root
+from slm_course.paths import PACKAGE_DIR, atomic_write_text, repo_root
+
+write_atomic = atomic_write_text  # the name grading/table.py imports
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -115,26 +116,13 @@ def _targets(root: Path) -> dict[Path, str]:
     return targets
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_exercises(root: Path | None = None) -> list[Path]:
     """Write ``exercises/`` and the solution data from ``solutions/``; return the files that changed."""
     root = root or repo_root()
     changed = []
     for path, text in _targets(root).items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            write_atomic(path, text)
+            atomic_write_text(path, text)
             changed.append(path)
     return changed
 
@@ -165,7 +153,9 @@ def start(chapter: str, *, force: bool = False, open_lab: bool = True, root: Pat
     An existing copy is kept (the learner's work) unless ``force``, which first saves it as ``.bak``.
     """
     root = root or repo_root()
-    chapter = f"{int(chapter):02d}" if str(chapter).isdigit() else str(chapter)
+    if not re.fullmatch(r"\d{1,2}", str(chapter).strip()):
+        raise ValueError(f"Expected a chapter number such as 01 or 3, got {chapter!r}.")
+    chapter = f"{int(chapter):02d}"
     found = sorted((root / "exercises").glob(f"{chapter}_*.ipynb"))
     if not found:
         available = ", ".join(sorted(p.name[:2] for p in (root / "exercises").glob("[0-9][0-9]_*.ipynb"))) or "none"

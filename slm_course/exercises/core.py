@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+_NOTHING = object()  # check() called without an argument
+
 NOT_ATTEMPTED = "not-attempted"
 INCORRECT = "incorrect"
 CORRECT = "correct"
@@ -58,6 +60,7 @@ class CheckResult:
         return None
 
     def to_dict(self) -> dict:
+        """The result as plain data (what the grader writes to JSON)."""
         return {
             "problem": self.problem,
             "status": self.status,
@@ -245,9 +248,20 @@ class Problem:
         return self._prepared
 
     # The learner-facing API -------------------------------------------------------------------
-    def check(self, obj: Any = None, *, quiet: bool = False) -> CheckResult:
+    def check(self, obj: Any = _NOTHING, *, quiet: bool = False) -> CheckResult:
         """Check the learner's object; show the verdict (unless ``quiet``) and return it."""
-        result = self._evaluate(obj)
+        if obj is _NOTHING:
+            raise TypeError(f"check needs your `{self.target}` itself: call `{self.name}.check({self.target})`.")
+        if obj is not None and not callable(obj):
+            total = len(self.prepare())
+            result = self._result(
+                INCORRECT, 0, total,
+                f"✗ {self.name} incorrect: check takes your `{self.target}` itself, not its result "
+                f"(a {type(obj).__name__}): call `{self.name}.check({self.target})`.",
+                f"`{self.target}` is a {type(obj).__name__}, not a function or class",
+            )
+        else:
+            result = self._evaluate(obj)
         if not quiet:
             print(result.message)
         return result

@@ -1,5 +1,5 @@
 """Pieces every course tokenizer shares (chapter 1): GPT-2's pre-tokenization regex, GPT-2's
-byte-to-printable-character table, and an atomic file write.
+byte-to-printable-character table.
 
 Byte-level BPE works on the UTF-8 *bytes* of a text, so any string can be encoded with no unknown
 token. Before merging, a regex cuts the text into chunks (words with their leading space, runs of
@@ -7,10 +7,7 @@ digits, runs of punctuation, whitespace) and merges never cross a chunk boundary
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 
 # GPT-2's pre-tokenization regex in the form tiktoken uses for "gpt2" (``r50k_base``). The original
 # GPT-2 release wrote the same split as
@@ -65,22 +62,3 @@ def printable_to_bytes(text: str) -> bytes:
         ) from None
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same folder, then a rename.
-
-    A reader never sees a half-written file, even if the writer is interrupted. Returns the path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)  # mkstemp makes the file private (0600); give it the usual permissions
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -18,9 +18,9 @@ from typing import Literal
 
 import regex
 
+from slm_course.paths import atomic_write_text
 from slm_course.tokenizers.base import (
     GPT2_SPLIT_PATTERN,
-    atomic_write_text,
     bytes_to_printable,
     printable_to_bytes,
 )

@@ -126,3 +126,12 @@ def test_cli_check_reports_stale(tmp_path):
     out = subprocess.run([sys.executable, "-m", "slm_course.cli", "build-exercises", "--check"],
                          capture_output=True, text=True, cwd=repo_root())
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("bad", ["../evil", "1a", "", "100", "*"])
+def test_start_takes_only_a_chapter_number(tmp_path, bad):
+    root = make_checkout(tmp_path)
+    build_exercises(root)
+    with pytest.raises(ValueError, match="Expected a chapter number"):
+        start(bad, open_lab=False, root=root)
+    assert not (root / "work").exists()

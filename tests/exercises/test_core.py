@@ -127,3 +127,11 @@ def test_compare_values_explains(expected, actual, fragment):
 
 def test_compare_values_accepts_equal():
     assert compare_values({"a": [1.0, torch.ones(2)]}, {"a": [1.0 + 1e-9, torch.ones(2)]}) is None
+
+
+def test_check_needs_the_function_not_its_result():
+    problem = make_problem()
+    result = problem.check(torch.tensor([2.0, 4.0]), quiet=True)
+    assert result.status == INCORRECT and "not its result" in result.message and "q1.check(double)" in result.message
+    with pytest.raises(TypeError, match=r"call `q1.check\(double\)`"):
+        problem.check()
