@@ -15,6 +15,8 @@ from slm_course.tokenizers import WordTokenizer, merge_pair
 from slm_course.tokenizers.training import learn_merges
 
 SPECIALS = ("<|endoftext|>", "<|unk|>")
+REORDERED_SPECIALS = ("<|unk|>", "<|endoftext|>")
+PAD_SPECIALS = ("<|unk|>", "<|pad|>", "<|endoftext|>")  # <|unk|> is not the last id; another special
 VERSE = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer"
 DIALOGUE = "Ber. Who's there?\nFran. Nay, answer me: stand, and unfold yourself.\nBer. Long live the king!"
 
@@ -27,6 +29,9 @@ def _build_vocab_cases() -> list[Case]:
              lambda: WordTokenizer.from_text("b a b, a!", ()).vocab),
         Case("build_vocab('The the THE.', specials=('<|pad|>',))", call("The the THE.", specials=("<|pad|>",)),
              lambda: WordTokenizer.from_text("The the THE.", ("<|pad|>",)).vocab),
+        # Not in sorted order: the specials keep the order they are given in.
+        Case(f"build_vocab(DIALOGUE, specials={REORDERED_SPECIALS})", call(DIALOGUE, specials=REORDERED_SPECIALS),
+             lambda: WordTokenizer.from_text(DIALOGUE, REORDERED_SPECIALS).vocab),
     ]
 
 
@@ -36,16 +41,21 @@ def _special_tokens(vocab: dict[str, int]) -> list[str]:
 
 def _encode_cases() -> list[Case]:
     vocab = WordTokenizer.from_text(VERSE, SPECIALS).vocab
-    texts = [
-        "To be, or not to be",  # every word known
-        "To sleep, perchance to dream",  # unknown words
-        "the question<|endoftext|>Whether",  # a special token inside the text
-        "",  # nothing to encode
+    pad_vocab = WordTokenizer.from_text(VERSE, PAD_SPECIALS).vocab
+    inputs = [
+        ("To be, or not to be", vocab, "vocab of VERSE"),  # every word known
+        ("To sleep, perchance to dream", vocab, "vocab of VERSE"),  # unknown words
+        ("the question<|endoftext|>Whether", vocab, "vocab of VERSE"),  # a special token inside the text
+        ("", vocab, "vocab of VERSE"),  # nothing to encode
+        # Looks like a special token but is not in the vocabulary: cut like any other text.
+        ("the question<|sep|>Whether", vocab, "vocab of VERSE"),
+        # Other specials, and <|unk|> is not the last id.
+        ("To sleep<|pad|><|pad|>the mind<|endoftext|>", pad_vocab, f"vocab of VERSE with specials {PAD_SPECIALS}"),
     ]
     return [
-        Case(f"encode_with_unk({text!r}, vocab of VERSE)", call(text, vocab),
-             lambda text=text: WordTokenizer(vocab, _special_tokens(vocab)).encode(text))
-        for text in texts
+        Case(f"encode_with_unk({text!r}, {name})", call(text, vocab),
+             lambda text=text, vocab=vocab: WordTokenizer(vocab, _special_tokens(vocab)).encode(text))
+        for text, vocab, name in inputs
     ]
 
 
@@ -65,6 +75,7 @@ def _merge_step_cases() -> list[Case]:
         ([9, 8, 1, 2, 9, 8, 1, 2], 300),  # a three-way tie: the smallest pair wins
         ([7, 7, 7, 7, 7], 256),  # overlapping occurrences: merged left to right
         ([3, 1, 3, 1, 3], 999),
+        ([9, 9, 9, 1, 2], 256),  # (9, 9) occurs twice (overlapping), so it beats the smaller (1, 2)
     ]
     return [Case(f"bpe_merge_step({ids}, new_id={new_id})", call(ids, new_id),
                  lambda ids=ids, new_id=new_id: expected(ids, new_id)) for ids, new_id in inputs]
@@ -99,6 +110,9 @@ def _teacher_cases() -> list[Case]:
         "From fairest creatures we desire increase,\nThat thereby beauty's rose might never die.",
         "FALSTAFF.\n" + " ".join(["Honour pricks me on, yea, but how if honour prick me off when I come on?"] * 3),
         "ACT III.",
+        "HAMLET.\nWhat says the ghost? 'Remember me.'",  # the last sentence ends inside a quote
+        "MARCELLUS.\nPeace! Break thee off; look where it comes again,",  # a "!" inside, but no ending
+        "HAMLET.\n[Dies.]",  # a speech whose body is a stage direction
     ]
     return [Case(f"teacher_score({chunk[:40]!r}…)", call(chunk), lambda chunk=chunk: teacher_score(chunk))
             for chunk in chunks]

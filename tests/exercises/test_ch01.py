@@ -26,7 +26,20 @@ def test_build_vocab():
         tokens = sorted(set(re.findall(WORD, text)))
         return {t: i for i, t in enumerate([*specials, *tokens])}
 
-    wrong = [insertion_order, lower_cased, specials_first]
+    def specials_sorted(text, specials=("<|endoftext|>", "<|unk|>")):  # not in the order given
+        tokens = sorted(set(re.findall(WORD, text)))
+        return {t: i for i, t in enumerate([*tokens, *sorted(specials)])}
+
+    def sorted_ignoring_case(text, specials=("<|endoftext|>", "<|unk|>")):  # "be" before "To"
+        tokens = sorted(set(re.findall(WORD, text)), key=str.lower)
+        return {t: i for i, t in enumerate([*tokens, *specials])}
+
+    def default_specials_always(text, specials=("<|endoftext|>", "<|unk|>")):  # ignores the argument
+        tokens = sorted(set(re.findall(WORD, text)))
+        return {t: i for i, t in enumerate([*tokens, "<|endoftext|>", "<|unk|>"])}
+
+    wrong = [insertion_order, lower_cased, specials_first, specials_sorted, sorted_ignoring_case,
+             default_specials_always]
     assert_check_behaviour(ch01.q1, SOLVED["build_vocab"], STUB["build_vocab"], wrong)
 
 
@@ -41,7 +54,28 @@ def test_encode_with_unk():
         pattern = "|".join([re.escape("<|endoftext|>"), re.escape("<|unk|>"), WORD])
         return [vocab.get(t, 0) for t in re.findall(pattern, text)]
 
-    wrong = [split_on_whitespace, specials_cut_up, unknown_is_zero]
+    def only_endoftext_special(text, vocab):  # other specials such as "<|pad|>" get cut up
+        return [vocab.get(t, vocab["<|unk|>"]) for t in re.findall(r"<\|endoftext\|>|" + WORD, text)]
+
+    def split_on_endoftext(text, vocab):
+        ids = []
+        for piece in re.split(r"(<\|endoftext\|>)", text):
+            if piece == "<|endoftext|>":
+                ids.append(vocab[piece])
+            else:
+                ids += [vocab.get(t, vocab["<|unk|>"]) for t in re.findall(WORD, piece)]
+        return ids
+
+    def unknown_is_last_id(text, vocab):  # <|unk|> is not always the last entry
+        specials = [t for t in vocab if t.startswith("<|") and t.endswith("|>")]
+        pattern = "|".join([*map(re.escape, specials), WORD])
+        return [vocab.get(t, len(vocab) - 1) for t in re.findall(pattern, text)]
+
+    def any_bracketed_word_is_special(text, vocab):  # "<|sep|>" is one token though not in the vocab
+        return [vocab.get(t, vocab["<|unk|>"]) for t in re.findall(r"<\|\w+\|>|" + WORD, text)]
+
+    wrong = [split_on_whitespace, specials_cut_up, unknown_is_zero, only_endoftext_special,
+             split_on_endoftext, unknown_is_last_id, any_bracketed_word_is_special]
     assert_check_behaviour(ch01.q2, SOLVED["encode_with_unk"], STUB["encode_with_unk"], wrong)
 
 
@@ -77,7 +111,26 @@ def test_bpe_merge_step():
         pair = min(counts, key=lambda p: (-counts[p], p))
         return pair, _replace_left_to_right(ids, pair, new_id)
 
-    wrong = [first_seen_on_tie, largest_on_tie, right_to_left, no_overlapping_count]
+    def counts_non_overlapping(ids, new_id):  # [9, 9, 9] holds (9, 9) once this way, not twice
+        counts = {pair: len(ids) - len(_replace_left_to_right(ids, pair, -1)) for pair in zip(ids, ids[1:])}
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        return pair, _replace_left_to_right(ids, pair, new_id)
+
+    def stops_one_early(ids, new_id):  # `while i < len(ids) - 1` loses an unmerged last id
+        counts = Counter(zip(ids, ids[1:]))
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        merged, i = [], 0
+        while i < len(ids) - 1:
+            if (ids[i], ids[i + 1]) == pair:
+                merged.append(new_id)
+                i += 2
+            else:
+                merged.append(ids[i])
+                i += 1
+        return pair, merged
+
+    wrong = [first_seen_on_tie, largest_on_tie, right_to_left, no_overlapping_count, counts_non_overlapping,
+             stops_one_early]
     assert_check_behaviour(ch01.q3, SOLVED["bpe_merge_step"], STUB["bpe_merge_step"], wrong)
 
 
@@ -143,7 +196,28 @@ def test_teacher_score():
         score = 0.5 * min(len(body.split()), 30) / 30
         return score + 0.3 * bool(re.search(r"[.!?]['\"]?\s*$", body)) + 0.2 * (speaker is not None)
 
-    wrong = [no_cap, counts_the_speaker, ignores_boilerplate]
+    def no_closing_quote(chunk):  # "... 'Remember me.'" does end a sentence
+        speaker, body = split_speaker(chunk)
+        if is_boilerplate(body):
+            return 0.0
+        score = 0.5 * min(len(body.split()), 30) / 30
+        return score + 0.3 * bool(re.search(r"[.!?]\s*$", body)) + 0.2 * (speaker is not None)
+
+    def mark_anywhere(chunk):  # a "!" in the middle is not the end of the body
+        speaker, body = split_speaker(chunk)
+        if is_boilerplate(body):
+            return 0.0
+        score = 0.5 * min(len(body.split()), 30) / 30
+        return score + 0.3 * bool(re.search(r"[.!?]", body)) + 0.2 * (speaker is not None)
+
+    def boilerplate_of_chunk(chunk):  # "HAMLET.\n[Dies.]" is a stage direction with a speaker tag
+        speaker, body = split_speaker(chunk)
+        if is_boilerplate(chunk):
+            return 0.0
+        score = 0.5 * min(len(body.split()), 30) / 30
+        return score + 0.3 * bool(re.search(r"[.!?]['\"]?\s*$", body)) + 0.2 * (speaker is not None)
+
+    wrong = [no_cap, counts_the_speaker, ignores_boilerplate, no_closing_quote, mark_anywhere, boilerplate_of_chunk]
     assert_check_behaviour(ch01.q6, SOLVED["teacher_score"], STUB["teacher_score"], wrong)
 
 
