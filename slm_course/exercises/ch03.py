@@ -5,9 +5,11 @@ expected values come from :mod:`slm_course.model`, the model the later chapters 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from slm_course.exercises.core import Case, Problem, call
+from slm_course.exercises.core import Case, Problem, call, compare_values
 from slm_course.model import (
     SLMConfig,
     LayerNorm,
@@ -60,8 +62,11 @@ def _rms_norm_cases() -> list[Case]:
     w = _random(8, seed=6)
     x3 = _random(2, 4, 6, seed=7)
     small = _random(2, 5, seed=8) * 0.05  # mean square comparable to eps
+    tiny = _random(2, 6, seed=13) * 3e-3  # mean square ≈ 1e-5: the default eps=1e-6 (not 1e-5) shows
     return [
         Case("rms_norm(x (3, 8), weight)", call(x, w), lambda: _rms_norm(x, w, 1e-6)),
+        Case("rms_norm(x (2, 6) × 0.003, ones(6)) (the default eps)", call(tiny, torch.ones(6)),
+             lambda: _rms_norm(tiny, torch.ones(6), 1e-6)),
         Case("rms_norm(x (2, 4, 6), ones(6))", call(x3, torch.ones(6)), lambda: _rms_norm(x3, torch.ones(6), 1e-6)),
         Case("rms_norm(x (2, 5) × 0.05, ones(5), eps=1e-2)", call(small, torch.ones(5), eps=1e-2),
              lambda: _rms_norm(small, torch.ones(5), 1e-2)),
@@ -73,16 +78,45 @@ def _rope(x: torch.Tensor, theta: float) -> torch.Tensor:
     return apply_rope(x, cos, sin)
 
 
+def _interleaved_rope(x: torch.Tensor, theta: float) -> torch.Tensor:
+    """RoPE in the paper's (and Meta's original Llama code's) layout: pair i is (x[..., 2i], x[..., 2i+1])."""
+    d = x.shape[-1]
+    cos, sin = rope_frequencies(d, x.shape[-2], theta)
+    cos, sin = cos[:, : d // 2].double(), sin[:, : d // 2].double()  # the half table holds each angle twice
+    a, b = x[..., 0::2].double(), x[..., 1::2].double()
+    return torch.stack([a * cos - b * sin, b * cos + a * sin], dim=-1).flatten(-2)  # (..., T, d)
+
+
+def _rope_compare(x: torch.Tensor, theta: float):
+    """Compare as usual, casting a float answer to x's dtype, and name the interleaved layout if used."""
+
+    def compare(expected: Any, actual: Any) -> str | None:
+        if isinstance(actual, torch.Tensor) and actual.is_floating_point() and actual.dtype != expected.dtype:
+            actual = actual.to(expected.dtype)  # computed in float64 (say): the values are what count
+        reason = compare_values(expected, actual)
+        if reason is None or not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
+            return reason
+        if torch.allclose(actual.double(), _interleaved_rope(x, theta), rtol=1e-4, atol=1e-5):
+            return ("this is the interleaved layout, pairs (x[..., 2i], x[..., 2i+1]) as in the RoFormer paper "
+                    "and Meta's original Llama code; this exercise uses the half layout of the chapter and of "
+                    "Llama in transformers: pair i is (x[..., i], x[..., i + d/2])")
+        return reason
+
+    return compare
+
+
 def _rope_cases() -> list[Case]:
     x = _random(1, 1, 4, 8, seed=9)
     xb = _random(2, 3, 6, 16, seed=10)
     x_theta = _random(1, 2, 5, 4, seed=11)
     one = _random(2, 2, 1, 6, seed=12)
     return [
-        Case("rope(x (1, 1, 4, 8))", call(x), lambda: _rope(x, 10_000.0)),
-        Case("rope(x (2, 3, 6, 16))", call(xb), lambda: _rope(xb, 10_000.0)),
-        Case("rope(x (1, 2, 5, 4), theta=100.0)", call(x_theta, theta=100.0), lambda: _rope(x_theta, 100.0)),
-        Case("rope(x (2, 2, 1, 6)) (position 0 only)", call(one), lambda: _rope(one, 10_000.0)),
+        Case("rope(x (1, 1, 4, 8))", call(x), lambda: _rope(x, 10_000.0), _rope_compare(x, 10_000.0)),
+        Case("rope(x (2, 3, 6, 16))", call(xb), lambda: _rope(xb, 10_000.0), _rope_compare(xb, 10_000.0)),
+        Case("rope(x (1, 2, 5, 4), theta=100.0)", call(x_theta, theta=100.0), lambda: _rope(x_theta, 100.0),
+             _rope_compare(x_theta, 100.0)),
+        Case("rope(x (2, 2, 1, 6)) (position 0 only)", call(one), lambda: _rope(one, 10_000.0),
+             _rope_compare(one, 10_000.0)),
     ]
 
 

@@ -75,10 +75,26 @@ class SLMConfig:
                 raise ValueError(
                     f"SLMConfig.{field_name}={value!r} is not a known option: choose one of {', '.join(map(repr, choices))}."
                 )
-        for field_name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads"):
+        for field_name in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_experts",
+                           "n_experts_active", "n_kv_heads", "d_ff"):
             value = getattr(self, field_name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if value is None and field_name in ("n_kv_heads", "d_ff"):
+                continue  # derived below
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(
+                    f"SLMConfig.{field_name} must be a whole number (an int), got {value!r} of type "
+                    f"{type(value).__name__}."
+                )
+            if value < 1:
                 raise ValueError(f"SLMConfig.{field_name} must be a positive whole number, got {value!r}.")
+        for field_name in ("norm_eps", "rope_theta"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(
+                    f"SLMConfig.{field_name} must be a positive number, got {value!r}"
+                    + (": the norm divides by sqrt(mean square + eps)." if field_name == "norm_eps"
+                       else ": RoPE turns pair i by position · theta^(-2i/head_dim), e.g. 10000.0.")
+                )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}: each head gets "
@@ -86,13 +102,13 @@ class SLMConfig:
             )
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
-        if not isinstance(self.n_kv_heads, int) or self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads:
+        if self.n_heads % self.n_kv_heads:
             raise ValueError(
                 f"n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv_heads}: in grouped-query "
                 "attention every key/value head serves the same number of query heads. Use a divisor of n_heads."
             )
         if self.d_ff is None:
-            self.d_ff = 4 * self.d_model if self.mlp == "gelu" else _swiglu_width(self.d_model)
+            self.d_ff = default_d_ff(self.d_model, self.mlp)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         if self.n_experts < 1 or not 1 <= self.n_experts_active <= self.n_experts:
@@ -129,8 +145,7 @@ class SLMConfig:
         # A field left at its derived default is derived again from the new values.
         if "n_kv_heads" not in changes and self.n_kv_heads == self.n_heads:
             fields["n_kv_heads"] = None  # plain multi-head stays plain multi-head
-        default_d_ff = 4 * self.d_model if self.mlp == "gelu" else _swiglu_width(self.d_model)
-        if "d_ff" not in changes and self.d_ff == default_d_ff:
+        if "d_ff" not in changes and self.d_ff == default_d_ff(self.d_model, self.mlp):
             fields["d_ff"] = None
         fields.update(changes)
         return SLMConfig(**fields)
@@ -152,7 +167,16 @@ class SLMConfig:
         return cls(**fields)
 
 
+def default_d_ff(d_model: int, mlp: str) -> int:
+    """The feed-forward width used when ``d_ff`` is not given: 4·d_model for GELU, ≈ 8/3·d_model for SwiGLU."""
+    return 4 * d_model if mlp == "gelu" else _swiglu_width(d_model)
+
+
 def _swiglu_width(d_model: int, multiple_of: int = 64) -> int:
-    """≈ 8/3 · d_model rounded up to a multiple: a gated MLP with three matrices costs what a 4× MLP with two does."""
+    """≈ 8/3 · d_model rounded up to a multiple of 64 (widths hardware handles well).
+
+    Three matrices of width 8/3·d cost what GPT-2's two of width 4·d do; the rounding adds a little
+    (d_model=128: 341 → 384), and none when 8/3·d_model is already a multiple (d_model=768: 2048).
+    """
     width = int(8 * d_model / 3)
     return multiple_of * ((width + multiple_of - 1) // multiple_of)

@@ -8,7 +8,9 @@ Two ways to count, checked against each other:
   Llama families), ``moe`` (Mixtral: total vs active parameters) and ``openelm`` (layer-wise heads
   and widths). The models our switches cannot build (Mixtral, OpenELM) are counted this way only.
 
-Memory is parameters × bytes per parameter (``PRECISION_BYTES``) plus, when generating, the KV cache.
+Memory is parameters × bytes per parameter (``PRECISION_BYTES``) plus, when generating, the KV cache
+and a runtime overhead (``memory_needed``). Memory budgets are binary: an "8 GB" GPU or "16 GB" of
+RAM holds 8 or 16 GiB (× 2^30 bytes), so sizes are reported in GiB.
 """
 from __future__ import annotations
 
@@ -19,8 +21,18 @@ import torch
 
 from slm_course.model.config import SLMConfig
 
-PRECISION_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
-GB = 1e9  # memory sizes in decimal gigabytes, as laptop specs quote them
+INT4_GROUP = 32  # int4 weights share one fp16 scale per group of this many (the layout of GGUF's Q4_0)
+PRECISION_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "int8": 1.0,  # one scale per row of 4,096 or so weights: negligible, not counted
+    "int4": 0.5 + 2 / INT4_GROUP,  # half a byte per weight plus a 2-byte scale per group: 4.5 bits
+}
+GiB = 2**30  # memory is sold in binary units: an "8 GB" GPU holds 8 × 2^30 bytes
+# What a run needs beyond weights and KV cache, as one stated round figure: a CUDA context alone takes
+# 0.3-0.5 GiB, then the activations of a forward pass and the framework's allocator slack; in RAM,
+# the operating system and the Python process. Real figures vary with the runtime; see memory_needed.
+RUNTIME_OVERHEAD_BYTES = 1 * GiB
 
 
 # --------------------------------------------------------------------------- exact, by building on meta
@@ -143,11 +155,17 @@ def analytic_parameters(config: SLMConfig, *, active: bool = False) -> int:
 
 
 # --------------------------------------------------------------------------- memory
-def memory_bytes(n_parameters: int | float, precision: str = "fp32") -> float:
-    """Bytes to hold ``n_parameters`` weights at ``precision`` (fp32 4, bf16 2, int8 1, int4 0.5 bytes each)."""
+def bytes_per_value(precision: str) -> float:
+    """Bytes one stored value takes at ``precision`` (see ``PRECISION_BYTES``); a clear error otherwise."""
     if precision not in PRECISION_BYTES:
         raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISION_BYTES)}.")
-    return n_parameters * PRECISION_BYTES[precision]
+    return PRECISION_BYTES[precision]
+
+
+def memory_bytes(n_parameters: int | float, precision: str = "fp32") -> float:
+    """Bytes to hold ``n_parameters`` weights at ``precision``: fp32 4, bf16 2, int8 1 byte each, int4
+    0.5625 (half a byte plus a 2-byte scale per group of 32 weights)."""
+    return n_parameters * bytes_per_value(precision)
 
 
 def kv_cache_bytes(config: SLMConfig, tokens: int, *, batch: int = 1, precision: str = "bf16") -> float:
@@ -158,13 +176,33 @@ def kv_cache_bytes(config: SLMConfig, tokens: int, *, batch: int = 1, precision:
         kv_heads = sum(n_kv for _, n_kv, _ in openelm_layers(config))
     else:
         kv_heads = config.n_layers * config.n_kv_heads
-    return 2 * kv_heads * config.head_dim * tokens * batch * PRECISION_BYTES[precision]
+    return 2 * kv_heads * config.head_dim * tokens * batch * bytes_per_value(precision)
+
+
+def memory_needed(
+    config: SLMConfig,
+    precision: str,
+    *,
+    tokens: int = 2048,
+    cache_precision: str = "bf16",
+    overhead: float = RUNTIME_OVERHEAD_BYTES,
+) -> float:
+    """Bytes to generate with ``config``: weights at ``precision`` + a ``tokens``-long KV cache (batch 1,
+    ``cache_precision``) + a fixed runtime ``overhead`` (default 1 GiB, see ``RUNTIME_OVERHEAD_BYTES``).
+
+    Compare it with a budget in bytes, e.g. ``8 * GiB`` for an "8 GB" GPU.
+    """
+    return (
+        memory_bytes(count_parameters(config), precision)
+        + kv_cache_bytes(config, tokens, precision=cache_precision)
+        + overhead
+    )
 
 
 def memory_table(
     names: Sequence[str], precisions: Sequence[str] = tuple(PRECISION_BYTES)
 ) -> list[dict[str, float | str | int]]:
-    """One row per preset: parameters (total, active) and weight memory in GB per precision."""
+    """One row per preset: parameters (total, active) and weight memory in GiB per precision."""
     rows = []
     for name in names:
         config = SLMConfig.from_name(name)
@@ -172,19 +210,19 @@ def memory_table(
         row: dict[str, float | str | int] = {"name": name, "parameters": total,
                                              "active": count_parameters(config, active=True)}
         for precision in precisions:
-            row[precision] = memory_bytes(total, precision) / GB
+            row[precision] = memory_bytes(total, precision) / GiB
         rows.append(row)
     return rows
 
 
-def plot_memory(names: Sequence[str], budgets_gb: dict[str, float] | None = None):
-    """Grouped bars: weight memory (GB, log scale) per precision for each preset, with budget lines.
+def plot_memory(names: Sequence[str], budgets_gib: dict[str, float] | None = None):
+    """Grouped bars: weight memory (GiB, log scale) per precision for each preset, with budget lines.
 
-    Returns the matplotlib ``Figure``. ``budgets_gb`` default: an 8 GB laptop GPU and 16 GB of RAM.
+    Returns the matplotlib ``Figure``. ``budgets_gib`` default: an 8 GiB laptop GPU and 16 GiB of RAM.
     """
     import matplotlib.pyplot as plt
 
-    budgets_gb = budgets_gb or {"8 GB laptop GPU": 8.0, "16 GB RAM": 16.0}
+    budgets_gib = budgets_gib or {"8 GiB laptop GPU": 8.0, "16 GiB RAM": 16.0}
     rows = memory_table(names)
     precisions = list(PRECISION_BYTES)
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -192,12 +230,12 @@ def plot_memory(names: Sequence[str], budgets_gb: dict[str, float] | None = None
     x = np.arange(len(rows))
     for j, precision in enumerate(precisions):
         ax.bar(x + (j - (len(precisions) - 1) / 2) * width, [r[precision] for r in rows], width, label=precision)
-    for (label, gb), style in zip(budgets_gb.items(), ("--", ":")):
-        ax.axhline(gb, color="black", linestyle=style, linewidth=1, label=label)
+    for (label, gib), style in zip(budgets_gib.items(), ("--", ":")):
+        ax.axhline(gib, color="black", linestyle=style, linewidth=1, label=label)
     ax.set_yscale("log")
     ax.set_xticks(x, [str(r["name"]) for r in rows], rotation=20)
     ax.set_xlabel("model")
-    ax.set_ylabel("weight memory (GB, log scale)")
+    ax.set_ylabel("weight memory (GiB, log scale)")
     ax.set_title("Memory for the weights alone, per precision")
     ax.legend(ncol=3, fontsize=8)
     fig.tight_layout()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slm_course.attention import scaled_dot_product
+from slm_course.attention import merge_heads, scaled_dot_product, split_heads
 from slm_course.model.config import SLMConfig
 
 
@@ -162,10 +162,9 @@ class CausalSelfAttention(nn.Module):
         Returns ``(B, T, d_model)``, and with ``return_attention`` also the weights
         ``(B, n_heads, T, T)`` from the explicit path (the fused path cannot return them).
         """
-        B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        q = split_heads(self.q_proj(x), self.n_heads)  # (B, nh, T, hd)
+        k = split_heads(self.k_proj(x), self.n_kv_heads)  # (B, nkv, T, hd)
+        v = split_heads(self.v_proj(x), self.n_kv_heads)  # (B, nkv, T, hd)
         if rope is not None:
             cos, sin = rope
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -174,7 +173,7 @@ class CausalSelfAttention(nn.Module):
             q, k, v, causal=True, dropout_p=self.dropout, training=self.training, return_weights=return_attention
         )
         out, weights = result if return_attention else (result, None)
-        out = out.transpose(1, 2).contiguous().view(B, T, self.n_heads * self.head_dim)  # (B, T, d_model)
+        out = merge_heads(out)  # (B, T, d_model)
         out = F.dropout(self.out_proj(out), p=self.dropout, training=self.training)
         return (out, weights) if return_attention else out
 

@@ -47,19 +47,30 @@ PRESETS: dict[str, dict[str, Any]] = {
                          n_experts=8, n_experts_active=2, **_LLAMA_STYLE),
 }
 
-# Published sizes the counting is checked against, with the tolerance the check uses (a fraction).
-# Exact where the model's own code gives an exact figure; rounded model-card figures otherwise.
-PUBLISHED_PARAMETERS: dict[str, tuple[float, float]] = {
-    "gpt2-124m": (124_439_808, 0.0),  # tied output layer counted once
-    "smollm2-135m": (134_515_008, 0.0),
-    "llama3-8b": (8.03e9, 0.005),
-    "phi3-mini": (3.82e9, 0.005),
-    "gemma-2b": (2.51e9, 0.005),
-    "openelm-270m": (272e6, 0.005),
-    "mixtral-8x7b": (46.7e9, 0.005),
+# Exact parameter counts of the released models (values stored in their checkpoints, a tied output
+# layer counted once); the counting must reproduce them to the parameter.
+PUBLISHED_PARAMETERS: dict[str, int] = {
+    "gpt2-124m": 124_439_808,
+    "smollm2-135m": 134_515_008,
+    "openelm-270m": 271_527_168,
+    "gemma-2b": 2_506_172_416,
+    "phi3-mini": 3_821_079_552,
+    "llama3-8b": 8_030_261_248,
+    "mixtral-8x7b": 46_702_792_704,
 }
-# Mixtral's parameters used per token (2 of 8 experts): its published "active" size.
-PUBLISHED_ACTIVE_PARAMETERS: dict[str, tuple[float, float]] = {"mixtral-8x7b": (12.9e9, 0.005)}
+# Mixtral's parameters used per token (2 of 8 experts), exactly.
+PUBLISHED_ACTIVE_PARAMETERS: dict[str, int] = {"mixtral-8x7b": 12_879_925_248}
+# The rounded sizes the model cards and papers quote, as (figure, the unit it is rounded to): the exact
+# count must round to the figure. Gemma 2B is left out: its "2B" counts the non-embedding weights only.
+NAMEPLATE_PARAMETERS: dict[str, tuple[float, float]] = {
+    "gpt2-124m": (124e6, 1e6),
+    "smollm2-135m": (135e6, 1e6),
+    "openelm-270m": (270e6, 10e6),
+    "phi3-mini": (3.8e9, 0.1e9),
+    "llama3-8b": (8e9, 1e9),
+    "mixtral-8x7b": (46.7e9, 0.1e9),
+}
+NAMEPLATE_ACTIVE_PARAMETERS: dict[str, tuple[float, float]] = {"mixtral-8x7b": (12.9e9, 0.1e9)}
 
 # The SLMs chapter 3 surveys, smallest first (for tables and the memory plot).
 SURVEYED = ["gpt2-124m", "smollm2-135m", "openelm-270m", "gemma-2b", "phi3-mini", "llama3-8b", "mixtral-8x7b"]

@@ -15,10 +15,13 @@ from slm_course.model.config import SLMConfig
 from slm_course.model.layers import Block, make_norm, rope_frequencies
 
 
+_ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)  # accepted, cast to int64
+
+
 class SLM(nn.Module):
     """A decoder-only transformer language model.
 
-    ``model(idx)`` takes token ids ``(B, T)`` (int64) and returns logits ``(B, T, vocab_size)``:
+    ``model(idx)`` takes token ids ``(B, T)`` (any integer dtype, used as int64) and returns logits ``(B, T, vocab_size)``:
     at every position, the scores for the next token. ``model(idx, return_attention=True)``
     also returns a list of ``n_layers`` attention-weight tensors ``(B, n_heads, T, T)``.
     """
@@ -59,8 +62,11 @@ class SLM(nn.Module):
         """Raise a ``TypeError``/``ValueError`` saying what is wrong with ``idx``, if anything."""
         if not isinstance(idx, torch.Tensor):
             raise TypeError(f"expected token ids as a torch.Tensor of shape (B, T), got {type(idx).__name__}.")
-        if idx.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"token ids must be integers (torch.long), got dtype {idx.dtype}.")
+        if idx.dtype not in _ID_DTYPES:
+            raise TypeError(
+                f"token ids must be an integer tensor (int64, int32, int16, int8 or uint8), got dtype {idx.dtype}; "
+                "if they are whole numbers stored as floats, convert them with idx.long()."
+            )
         if idx.dim() != 2:
             raise ValueError(
                 f"expected token ids of shape (batch, tokens), got shape {tuple(idx.shape)}; "

@@ -42,7 +42,12 @@ def test_rms_norm():
     def no_square_root(x, weight, eps=1e-6):
         return x / (x.pow(2).mean(-1, keepdim=True) + eps) * weight
 
-    check(ch03.q2, [centres, eps_outside, no_square_root])
+    def default_eps_1e5(x, weight, eps=1e-5):  # LayerNorm's default, not the one the exercise asks for
+        return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+    check(ch03.q2, [centres, eps_outside, no_square_root, default_eps_1e5])
+    result = ch03.q2.check(default_eps_1e5, quiet=True)
+    assert result.passed == result.total - 1 and "default eps" in result.message  # only that case exposes it
 
 
 def _angles(T, d, theta, start=0):
@@ -75,6 +80,17 @@ def test_rope():
     check(ch03.q3, [interleaved, positions_from_one, rotates_backwards, ignores_theta])
     partly = ch03.q3.check(positions_from_one, quiet=True)
     assert partly.passed < partly.total
+    named = ch03.q3.check(interleaved, quiet=True)
+    assert "interleaved layout" in named.message and "x[..., i + d/2]" in named.message
+    assert "interleaved" not in ch03.q3.check(rotates_backwards, quiet=True).message
+
+
+def test_rope_accepts_a_float64_computation():
+    def computes_in_float64(x, theta=10_000.0):  # the right rotation, computed and returned in float64
+        return SOLVED["rope"](x.double(), theta)
+
+    result = ch03.q3.check(computes_in_float64, quiet=True)
+    assert result.correct, result.message
 
 
 def test_swiglu():
@@ -114,8 +130,8 @@ def test_gpt_parameter_count():
     def no_biases(vocab, context, d, layers, tie):
         return solution(vocab, context, d, layers, tie) - layers * (3 * d + d + 4 * d + d)
 
-    def returns_a_float(vocab, context, d, layers, tie):
+    def off_by_a_half(vocab, context, d, layers, tie):  # not a whole number of parameters
         return solution(vocab, context, d, layers, tie) + 0.5
 
-    check(ch03.q6, [forgets_positions, counts_tied_head_twice, no_biases, returns_a_float])
+    check(ch03.q6, [forgets_positions, counts_tied_head_twice, no_biases, off_by_a_half])
     assert solution(50257, 1024, 768, 12, True) == 124_439_808  # the published GPT-2 figure

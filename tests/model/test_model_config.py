@@ -59,6 +59,36 @@ def test_bad_sizes_and_experts():
         SLMConfig(d_model=12, n_heads=4, positions="rope")  # head_dim 3
 
 
+@pytest.mark.parametrize(
+    "changes, error, words",
+    [
+        (dict(d_ff=0), ValueError, "d_ff must be a positive"),
+        (dict(d_ff=-4), ValueError, "d_ff must be a positive"),
+        (dict(d_ff=2.5), TypeError, "d_ff must be a whole number"),
+        (dict(norm_eps=0.0), ValueError, "norm_eps must be a positive number"),
+        (dict(norm_eps=-1e-5), ValueError, "norm_eps must be a positive number"),
+        (dict(rope_theta=0), ValueError, "rope_theta must be a positive number"),
+        (dict(rope_theta=-10_000.0), ValueError, "rope_theta must be a positive number"),
+        (dict(n_kv_heads=True), TypeError, "n_kv_heads must be a whole number"),
+        (dict(n_kv_heads=0), ValueError, "n_kv_heads must be a positive"),
+        (dict(n_heads=2.0), TypeError, "n_heads must be a whole number"),
+        (dict(n_experts=0), ValueError, "n_experts must be a positive"),
+    ],
+)
+def test_impossible_values_are_refused_with_a_sentence(changes, error, words):
+    with pytest.raises(error, match=words):
+        SLMConfig(**changes)
+
+
+def test_replace_shares_the_default_width_rule():
+    # The width a fresh config derives is the one replace() re-derives (one rule, two uses).
+    for d_model, mlp in [(128, "gelu"), (128, "swiglu"), (768, "swiglu"), (96, "swiglu")]:
+        fresh = SLMConfig(d_model=d_model, n_heads=4, mlp=mlp)
+        replaced = SLMConfig(n_heads=4).replace(d_model=d_model, mlp=mlp)
+        assert replaced.d_ff == fresh.d_ff
+    assert SLMConfig(d_model=768, n_heads=12, mlp="swiglu").d_ff == 2048  # 8/3 · 768 exactly, no rounding
+
+
 def test_dict_round_trip():
     for name in ("tiny", "smollm2-135m", "openelm-270m", "mixtral-8x7b"):
         config = SLMConfig.from_name(name)

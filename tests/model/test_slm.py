@@ -102,14 +102,24 @@ def test_token_ids_outside_vocabulary(bad):
 
 def test_wrong_input_types_and_shapes():
     model = SLM(tiny())
-    with pytest.raises(TypeError, match="integers"):
+    with pytest.raises(TypeError, match="integer tensor .*idx.long"):
         model(torch.zeros(1, 4))
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(torch.zeros(1, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="unsqueeze"):
         model(torch.zeros(4, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.Tensor"):
         model([[1, 2, 3]])
     with pytest.raises(TypeError, match="SLMConfig"):
         SLM({"d_model": 8})
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.int8, torch.uint8])
+def test_any_integer_dtype_gives_the_int64_logits(dtype):
+    torch.manual_seed(0)
+    model = SLM(tiny()).eval()
+    idx = torch.randint(0, 97, (2, 5))
+    torch.testing.assert_close(model(idx.to(dtype)), model(idx), rtol=0, atol=0)
 
 
 def test_counting_only_families_are_refused():
