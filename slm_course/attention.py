@@ -55,6 +55,9 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
 
     scores: ``(..., T_q, T_k)``; mask: boolean, broadcastable to ``scores``, ``True`` = hidden.
     Hidden scores become ``-inf`` before the softmax, so the remaining weights of a row still sum to 1.
+    A row whose every position is hidden has nothing to attend to: its weights are all NaN
+    (``exp(-inf) / 0``). A causal mask never does this (each token sees itself); a padding mask can,
+    so hide at most all but one key of a row, or replace such rows afterwards.
     """
     if mask is not None:
         if mask.dtype != torch.bool:
@@ -93,12 +96,18 @@ def scaled_dot_product(
     queries: ``(B, H, T_q, d)``; keys and values: ``(B, H, T_k, d)``. Returns ``(B, H, T_q, d)``,
     and with ``return_weights`` also the weights ``(B, H, T_q, T_k)`` (explicit path). Dropout on
     the weights applies only when ``training``. With ``causal`` and ``T_q < T_k`` (decoding with a
-    cache) the queries are the last ``T_q`` positions.
+    cache) the queries are the last ``T_q`` positions; ``causal`` with ``T_q > T_k`` is a ValueError.
     """
+    t_q, t_k = queries.shape[-2], keys.shape[-2]
+    if causal and t_q > t_k:
+        raise ValueError(
+            f"Causal attention got {t_q} queries but only {t_k} keys; the queries must be the last positions "
+            "of the keys, so pass at least as many keys as queries (or causal=False)."
+        )
     if not return_weights:
         return F.scaled_dot_product_attention(
-            queries, keys, values, is_causal=causal and queries.shape[-2] > 1 and queries.shape[-2] == keys.shape[-2],
-            attn_mask=None if not causal or queries.shape[-2] in (1, keys.shape[-2]) else _offset_mask(queries, keys),
+            queries, keys, values, is_causal=causal and 1 < t_q == t_k,
+            attn_mask=None if not causal or t_q in (1, t_k) else _offset_mask(queries, keys),
             dropout_p=dropout_p if training else 0.0,
         )
     scores = attention_scores(queries, keys)  # (B, H, T_q, T_k)
@@ -130,6 +139,7 @@ class SelfAttentionV1(nn.Module):
         self.W_value = nn.Parameter(torch.rand(d_in, d_out))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs ``(T, d_in)`` -> context vectors ``(T, d_out)``."""
         queries = inputs @ self.W_query  # (T, d_out)
         keys = inputs @ self.W_key  # (T, d_out)
         values = inputs @ self.W_value  # (T, d_out)
@@ -151,6 +161,7 @@ class SelfAttentionV2(nn.Module):
         self.value = nn.Linear(d_in, d_out, bias=bias)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs ``(..., T, d_in)`` -> context vectors ``(..., T, d_out)``."""
         queries, keys, values = self.query(inputs), self.key(inputs), self.value(inputs)  # (..., T, d_out)
         weights = torch.softmax(attention_scores(queries, keys), dim=-1)  # (..., T, T)
         return weights @ values  # (..., T, d_out)
@@ -171,7 +182,14 @@ class CausalAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("mask", causal_mask(context_length), persistent=False)
 
-    def forward(self, inputs: torch.Tensor, return_weights: bool = False):
+    def forward(
+        self, inputs: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """inputs ``(B, T, d_in)`` -> context vectors ``(B, T, d_out)``.
+
+        With ``return_weights`` also the attention weights ``(B, T, T)`` (after dropout, so in
+        ``train()`` mode some are zero and the rest scaled up). ``T`` above ``context_length`` is a ValueError.
+        """
         num_tokens = inputs.shape[1]
         if num_tokens > self.mask.shape[0]:
             raise ValueError(f"Got {num_tokens} tokens but context_length is {self.mask.shape[0]}; shorten the input.")
@@ -190,6 +208,8 @@ class MultiHeadAttention(nn.Module):
     head works on ``head_dim = d_out // num_heads`` features. ``forward(x, return_weights=True)``
     takes the explicit path and also returns the weights ``(B, H, T, T)``; otherwise ``fused=True``
     uses ``F.scaled_dot_product_attention``. Dropout on the weights acts only in ``train()`` mode.
+    ``bias`` adds biases to both the QKV and the output projection (GPT-2 has both; Llama-style
+    models, and chapter 3's ``SLM`` by default, have neither).
     """
 
     def __init__(
@@ -211,9 +231,17 @@ class MultiHeadAttention(nn.Module):
         self.dropout_p = dropout
         self.fused = fused
         self.qkv = nn.Linear(d_in, 3 * d_out, bias=bias)  # queries, keys and values in one matrix multiply
-        self.out_proj = nn.Linear(d_out, d_out)  # mixes what the heads found
+        self.out_proj = nn.Linear(d_out, d_out, bias=bias)  # mixes what the heads found
 
-    def forward(self, inputs: torch.Tensor, return_weights: bool = False):
+    def forward(
+        self, inputs: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """inputs ``(B, T, d_in)`` -> output ``(B, T, d_out)``, causal (token i sees tokens 0..i).
+
+        With ``return_weights`` (or ``fused=False``) the explicit path runs, and with
+        ``return_weights`` the call returns ``(output, weights)``, weights ``(B, H, T, T)``.
+        ``T`` above ``context_length`` is a ValueError.
+        """
         num_tokens = inputs.shape[1]
         if num_tokens > self.context_length:
             raise ValueError(f"Got {num_tokens} tokens but context_length is {self.context_length}; shorten the input.")

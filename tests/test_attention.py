@@ -104,6 +104,25 @@ def test_queries_shorter_than_keys_are_the_last_positions():
     assert_close(last_two_explicit, full[:, :, -2:])
 
 
+@pytest.mark.parametrize("return_weights", [False, True])
+def test_more_causal_queries_than_keys_is_a_clear_error(return_weights):
+    q, k = torch.randn(1, 2, 6, 4), torch.randn(1, 2, 4, 4)
+    with pytest.raises(ValueError, match="6 queries but only 4 keys"):
+        scaled_dot_product(q, k, k, causal=True, return_weights=return_weights)
+    out = scaled_dot_product(q, k, k, causal=False, return_weights=return_weights)  # fine without the mask
+    assert (out[0] if return_weights else out).shape == (1, 2, 6, 4)
+
+
+def test_a_fully_masked_row_gives_nan_as_documented():
+    scores = torch.randn(3, 4)
+    mask = torch.tensor([[False, True, True, True], [True, True, True, True], [False, False, True, True]])
+    weights = masked_softmax(scores, mask)
+    assert torch.isnan(weights[1]).all()  # nothing left to attend to
+    assert not torch.isnan(weights[[0, 2]]).any()
+    assert_close(weights[[0, 2]].sum(-1), torch.ones(2))
+    assert "NaN" in masked_softmax.__doc__
+
+
 def test_dropout_on_weights_only_in_training():
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, 1, 8, 4) for _ in range(3))
@@ -148,10 +167,17 @@ def test_multi_head_with_one_head_matches_causal_attention():
     multi = MultiHeadAttention(4, 6, context_length=8, num_heads=1).eval()
     with torch.no_grad():
         multi.qkv.weight.copy_(torch.cat([single.query.weight, single.key.weight, single.value.weight]))
-        multi.out_proj.weight.copy_(torch.eye(6))
-        multi.out_proj.bias.zero_()
+        multi.out_proj.weight.copy_(torch.eye(6))  # no bias to zero: bias=False is the default
     x = torch.randn(2, 5, 4)
     assert_close(multi(x), single(x))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_multi_head_bias_flag_covers_every_projection(bias):
+    mha = MultiHeadAttention(4, 4, context_length=8, num_heads=2, bias=bias)
+    assert (mha.qkv.bias is not None) == bias
+    assert (mha.out_proj.bias is not None) == bias
+    assert sum(p.numel() for p in mha.parameters()) == 4 * 12 + 4 * 4 + bias * (12 + 4)
 
 
 def test_multi_head_explicit_and_fused_paths_agree():

@@ -19,14 +19,19 @@ import io
 import math
 import string
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
 ALL_HEADS = "all"
 NO_TOKEN = -1  # the token selector's "none" (ipywidgets shows a value of None as a blank choice)
+MAX_TOKENS_CEILING = 256  # H·T·T weights per layer are kept; 256 tokens keep that small for any model
 DEFAULT_TEXT = "To be, or not to be, that is the question"
 _SPECIAL_LABELS = {" ": "␣", "\n": "↵", "\t": "⇥", "": "∅"}
 
@@ -46,12 +51,15 @@ class CharacterTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """Number of ids: the characters known plus the unknown character (id 0)."""
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
+        """One id per character of ``text``, in ``[0, vocab_size)``; unknown characters become 0."""
         return [self.stoi.get(ch, 0) for ch in text]
 
     def decode(self, ids: Sequence[int]) -> str:
+        """The characters of ``ids`` joined into a string (id 0 gives ``"�"``); an id out of range is an IndexError."""
         return "".join(self.itos[int(i)] for i in ids)
 
 
@@ -146,8 +154,11 @@ class AttentionExplorer:
 
     ``tokenizer`` is any object with ``encode(str) -> list[int]`` and ``decode(list[int]) -> str``;
     or pass ``encode=``/``decode=`` functions. Inputs longer than ``max_tokens`` (or the model's
-    context length) are cut, with a message saying so. Controls: ``text``, ``layer``, ``head``,
-    ``token`` (ipywidgets); the picture: ``image``; what it shows: ``drawn``; all of it: ``widget``.
+    context length) are cut, with a message saying so; ``max_tokens`` may be at most
+    ``MAX_TOKENS_CEILING`` (256), which bounds the memory the weights take. Text the model cannot
+    read (ids beyond its vocabulary) shows a message instead of a plot. Controls: ``text``,
+    ``layer``, ``head``, ``token`` (ipywidgets); the picture: ``image``; what it shows: ``drawn``;
+    all of it: ``widget``.
     """
 
     def __init__(
@@ -166,8 +177,13 @@ class AttentionExplorer:
             encode, decode = encode or tokenizer.encode, decode or tokenizer.decode
         if encode is None or decode is None:
             raise TypeError("AttentionExplorer needs a tokenizer (an object with encode and decode) or encode= and decode= functions.")
-        if not isinstance(max_tokens, int) or max_tokens < 1:
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise ValueError(f"max_tokens must be a positive whole number, got {max_tokens!r}.")
+        if max_tokens > MAX_TOKENS_CEILING:
+            raise ValueError(
+                f"max_tokens={max_tokens} is too many: the explorer keeps every layer's (heads × T × T) weights "
+                f"and draws one cell per token pair, so it allows at most {MAX_TOKENS_CEILING}. Pass a smaller value."
+            )
         self.model, self.encode, self.decode = model, encode, decode
         config = getattr(model, "cfg", None) or getattr(model, "config", None)
         self.max_tokens = min(max_tokens, getattr(config, "context_length", max_tokens))
@@ -219,9 +235,13 @@ class AttentionExplorer:
                 ids = ids[: self.max_tokens]
             elif not ids:
                 note = "Type some text to see its attention weights."
-        self.ids, self._note = ids, note
-        self.labels = [token_label(self.decode([i])) for i in ids]
-        self._weights = self._attentions(ids) if ids else []
+        try:
+            labels = [token_label(self.decode([i])) for i in ids]
+            weights = self._attentions(ids) if ids else []
+        except (ValueError, IndexError) as error:  # e.g. ids beyond the model's vocabulary: a message, not a traceback
+            ids, labels, weights = [], [], []
+            note = f"The model cannot read this text ({type(error).__name__}: {error})."
+        self.ids, self._note, self.labels, self._weights = ids, note, labels, weights
         self._quiet = True  # rebuilding the token options must not redraw half-way
         previous = self.token.value
         self.token.options = [("none", NO_TOKEN)] + [(f"{i}: {label}", i) for i, label in enumerate(self.labels)]
@@ -255,37 +275,9 @@ class AttentionExplorer:
         self.image.value = self._png(self.drawn)
 
     def _png(self, drawn: DrawnAttention) -> bytes:
-        from matplotlib.figure import Figure
-
-        grid = drawn.weights if drawn.weights.ndim == 3 else drawn.weights[None]
-        n, num_tokens = grid.shape[0], len(drawn.labels)
-        columns = min(n, 4)
-        rows = math.ceil(n / columns)
-        side = min(7.5, 2.0 + 0.18 * num_tokens) if n == 1 else min(4.5, 1.8 + 0.09 * num_tokens)
-        figure = Figure(figsize=(side * columns + (1.2 if n == 1 else 0.3), side * rows + 0.6), dpi=90, layout="constrained")
-        axes = figure.subplots(rows, columns, squeeze=False)
-        ticks = range(num_tokens)
-        fontsize = 9 if num_tokens <= 24 else 7
-        for index, ax in enumerate(axes.flat):
-            if index >= n:
-                ax.set_axis_off()
-                continue
-            picture = ax.imshow(grid[index], cmap="viridis", vmin=0.0, vmax=1.0)
-            ax.set_title(f"layer {drawn.layer}, head {drawn.head if n == 1 else index}", fontsize=10)
-            left, bottom = index % columns == 0, index // columns == rows - 1 or index + columns >= n
-            ax.set_xticks(ticks, drawn.labels if bottom else [], rotation=90, fontsize=fontsize)
-            ax.set_yticks(ticks, drawn.labels if left else [], fontsize=fontsize)
-            if bottom:
-                ax.set_xlabel("key: token attended to")
-            if left:
-                ax.set_ylabel("query: token attending")
-            if drawn.token is not None:
-                ax.add_patch(_row_outline(drawn.token, num_tokens))
-        if n == 1:
-            figure.colorbar(picture, ax=axes[0, 0], label="attention weight")
-        figure.suptitle("Attention weights (each row sums to 1)")
+        """The picture of ``drawn`` as PNG bytes (what ``image`` shows)."""
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
+        _figure(drawn).savefig(buffer, format="png")
         return buffer.getvalue()
 
     # -- display ----------------------------------------------------------------------------
@@ -293,7 +285,42 @@ class AttentionExplorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _row_outline(row: int, width: int):
+def _figure(drawn: DrawnAttention) -> Figure:
+    """A matplotlib ``Figure`` of ``drawn``: one heatmap per head (query rows, key columns), the
+    selected token's row outlined. Separate from the PNG so tests can inspect the axes."""
+    from matplotlib.figure import Figure
+
+    grid = drawn.weights if drawn.weights.ndim == 3 else drawn.weights[None]
+    n, num_tokens = grid.shape[0], len(drawn.labels)
+    columns = min(n, 4)
+    rows = math.ceil(n / columns)
+    side = min(7.5, 2.0 + 0.18 * num_tokens) if n == 1 else min(4.5, 1.8 + 0.09 * num_tokens)
+    figure = Figure(figsize=(side * columns + (1.2 if n == 1 else 0.3), side * rows + 0.6), dpi=90, layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    ticks = range(num_tokens)
+    fontsize = 9 if num_tokens <= 24 else 7
+    for index, ax in enumerate(axes.flat):
+        if index >= n:
+            ax.set_axis_off()
+            continue
+        picture = ax.imshow(grid[index], cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_title(f"layer {drawn.layer}, head {drawn.head if n == 1 else index}", fontsize=10)
+        left, bottom = index % columns == 0, index // columns == rows - 1 or index + columns >= n
+        ax.set_xticks(ticks, drawn.labels if bottom else [], rotation=90, fontsize=fontsize)
+        ax.set_yticks(ticks, drawn.labels if left else [], fontsize=fontsize)
+        if bottom:
+            ax.set_xlabel("key: token attended to")
+        if left:
+            ax.set_ylabel("query: token attending")
+        if drawn.token is not None:
+            ax.add_patch(_row_outline(drawn.token, num_tokens))
+    if n == 1:
+        figure.colorbar(picture, ax=axes[0, 0], label="attention weight")
+    figure.suptitle("Attention weights (each row sums to 1)")
+    return figure
+
+
+def _row_outline(row: int, width: int) -> Rectangle:
     from matplotlib.patches import Rectangle
 
     return Rectangle((-0.5, row - 0.5), width, 1.0, fill=False, edgecolor="red", linewidth=2.0)

@@ -7,7 +7,15 @@ import torch
 from torch import nn
 
 from slm_course.attention import MultiHeadAttention
-from slm_course.widgets.attention import ALL_HEADS, NO_TOKEN, AttentionExplorer, CharacterTokenizer, token_label
+from slm_course.widgets.attention import (
+    ALL_HEADS,
+    MAX_TOKENS_CEILING,
+    NO_TOKEN,
+    AttentionExplorer,
+    CharacterTokenizer,
+    _figure,
+    token_label,
+)
 
 
 class StandInModel(nn.Module):
@@ -51,6 +59,39 @@ def reference_weights(model, tokenizer, text: str) -> list[np.ndarray]:
     return [a[0].numpy() for a in attentions]
 
 
+def assert_picture_shows(drawn) -> None:
+    """The figure drawn from ``drawn`` shows its numbers: per head an unflipped heatmap (query rows,
+    key columns), a title naming the layer and head, the tokens as tick labels, the token's row outlined."""
+    from matplotlib.patches import Rectangle
+
+    grid = drawn.weights if drawn.weights.ndim == 3 else drawn.weights[None]
+    heads = list(range(grid.shape[0])) if drawn.head == ALL_HEADS else [drawn.head]
+    num_tokens = len(drawn.labels)
+    axes = [ax for ax in _figure(drawn).axes if ax.images and ax.get_title()]  # heatmaps, not the colorbar
+    assert len(axes) == len(heads)
+    for ax, weights, head in zip(axes, grid, heads):
+        assert ax.get_title() == f"layer {drawn.layer}, head {head}"
+        np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), weights)  # not transposed
+        # imshow puts row 0 at the top: rows are queries (y), columns keys (x).
+        assert ax.images[0].origin == "upper"
+        assert list(ax.get_xticks()) == list(range(num_tokens)) == list(ax.get_yticks())
+        x_labels = [t.get_text() for t in ax.get_xticklabels()]
+        y_labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert x_labels in (drawn.labels, [""] * num_tokens, [])
+        assert y_labels in (drawn.labels, [""] * num_tokens, [])
+        outlines = [p for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()]
+        if drawn.token is None:
+            assert outlines == []
+        else:
+            assert len(outlines) == 1
+            outline = outlines[0]
+            assert (outline.get_x(), outline.get_y()) == (-0.5, drawn.token - 0.5)  # the token's row
+            assert (outline.get_width(), outline.get_height()) == (num_tokens, 1.0)  # the whole row, one row high
+    # In a grid only the outer axes carry labels, but every token appears on both axes somewhere.
+    assert any([t.get_text() for t in ax.get_xticklabels()] == drawn.labels for ax in axes)
+    assert any([t.get_text() for t in ax.get_yticklabels()] == drawn.labels for ax in axes)
+
+
 def test_draws_the_selected_layer_and_head(model, tokenizer):
     explorer = AttentionExplorer(model, tokenizer, text="hello", max_tokens=32)
     expected = reference_weights(model, tokenizer, "hello")
@@ -66,6 +107,45 @@ def test_draws_the_selected_layer_and_head(model, tokenizer):
     np.testing.assert_allclose(explorer.drawn.weights, expected[2][1], rtol=1e-5, atol=1e-6)
     assert not np.allclose(expected[2][1], expected[0][0])  # the layers really differ, so the check means something
     assert bytes(explorer.image.value) != first_png
+
+
+def test_the_picture_shows_the_selected_layer_head_and_token(model, tokenizer):
+    explorer = AttentionExplorer(model, tokenizer, text="hello world")
+    assert_picture_shows(explorer.drawn)
+    explorer.layer.value, explorer.head.value, explorer.token.value = 2, 1, 7
+    assert (explorer.drawn.layer, explorer.drawn.head, explorer.drawn.token) == (2, 1, 7)
+    assert_picture_shows(explorer.drawn)
+    assert bytes(explorer.image.value) == explorer._png(explorer.drawn)  # the image shown is this picture
+    explorer.head.value = ALL_HEADS
+    assert_picture_shows(explorer.drawn)
+    assert bytes(explorer.image.value) == explorer._png(explorer.drawn)
+
+
+@pytest.mark.parametrize("head", [1, ALL_HEADS])
+def test_the_picture_checks_catch_drawing_mistakes(model, tokenizer, monkeypatch, head):
+    # The checks above must fail on the mistakes they are there to catch: a transposed heatmap,
+    # the outline always on row 0, a title naming another layer, tick labels in the wrong order.
+    import dataclasses
+    import sys
+
+    from slm_course.widgets import attention as widget_module
+
+    explorer = AttentionExplorer(model, tokenizer, text="hello")
+    explorer.layer.value, explorer.head.value, explorer.token.value = 1, head, 3
+    drawn = explorer.drawn
+    real = widget_module._figure
+    mistakes = {
+        "transposed": lambda d: real(dataclasses.replace(d, weights=np.swapaxes(d.weights, -1, -2).copy())),
+        "outline on row 0": lambda d: real(dataclasses.replace(d, token=0)),
+        "wrong layer in the title": lambda d: real(dataclasses.replace(d, layer=d.layer + 1)),
+        "labels reversed": lambda d: real(dataclasses.replace(d, labels=d.labels[::-1])),
+    }
+    for name, mistake in mistakes.items():
+        monkeypatch.setattr(sys.modules[__name__], "_figure", mistake)
+        with pytest.raises(AssertionError):
+            assert_picture_shows(drawn)
+    monkeypatch.setattr(sys.modules[__name__], "_figure", real)
+    assert_picture_shows(drawn)
 
 
 def test_all_heads_draws_a_grid(model, tokenizer):
@@ -174,19 +254,57 @@ def test_the_widget_displays(model, tokenizer):
 
 # --------------------------------------------------------------------------- with the course's own model
 
-def test_works_on_an_slm_model_with_grouped_query_attention_and_rope(tokenizer):
+SWITCHES = [  # chapter 3's five switches, each value in at least one combination
+    dict(norm="layernorm", positions="learned", mlp="gelu", n_kv_heads=None, tie_embeddings=False),  # GPT-2 style
+    dict(norm="rmsnorm", positions="rope", mlp="swiglu", n_kv_heads=2, tie_embeddings=True),  # Llama / SmolLM2 style
+    dict(norm="rmsnorm", positions="learned", mlp="gelu", n_kv_heads=1, tie_embeddings=False),
+    dict(norm="layernorm", positions="rope", mlp="swiglu", n_kv_heads=4, tie_embeddings=True),
+]
+
+
+@pytest.mark.parametrize("switches", SWITCHES, ids=lambda s: "-".join(str(v) for v in s.values()))
+def test_works_on_an_slm_model_with_every_switch(tokenizer, switches):
     from slm_course.model import SLM, SLMConfig
 
     torch.manual_seed(0)
-    config = SLMConfig(vocab_size=tokenizer.vocab_size, context_length=16, d_model=32, n_layers=2, n_heads=4,
-                       n_kv_heads=2, positions="rope", norm="rmsnorm", mlp="swiglu")
+    config = SLMConfig(vocab_size=tokenizer.vocab_size, context_length=16, d_model=32, n_layers=2, n_heads=4, **switches)
     model = SLM(config).eval()
     explorer = AttentionExplorer(model, tokenizer, text="hello world, hello", max_tokens=64)
     assert explorer.max_tokens == 16  # capped at the model's context length
-    assert (explorer.n_layers, explorer.n_heads) == (2, 4)
-    explorer.layer.value, explorer.head.value = 1, 3
+    assert (explorer.n_layers, explorer.n_heads) == (2, 4)  # query heads, whatever n_kv_heads is
     expected = reference_weights(model, tokenizer, "hello world, hel")
-    np.testing.assert_allclose(explorer.drawn.weights, expected[1][3], rtol=1e-5, atol=1e-6)
+    for layer, head, token in ((0, 0, None), (1, 3, 9), (1, 2, 15)):
+        explorer.layer.value, explorer.head.value = layer, head
+        explorer.token.value = NO_TOKEN if token is None else token
+        assert (explorer.drawn.layer, explorer.drawn.head, explorer.drawn.token) == (layer, head, token)
+        np.testing.assert_allclose(explorer.drawn.weights, expected[layer][head], rtol=1e-5, atol=1e-6)
+        assert_picture_shows(explorer.drawn)
+    assert not np.allclose(expected[1][3], expected[0][0])
+    explorer.head.value = ALL_HEADS
+    np.testing.assert_allclose(explorer.drawn.weights, expected[1], rtol=1e-5, atol=1e-6)
+    assert_picture_shows(explorer.drawn)
+
+
+def test_ids_beyond_the_vocabulary_become_a_message(tokenizer):
+    from slm_course.model import SLM, SLMConfig
+
+    torch.manual_seed(0)
+    small = SLM(SLMConfig(vocab_size=8, context_length=16, d_model=16, n_layers=1, n_heads=2)).eval()
+    explorer = AttentionExplorer(small, tokenizer, text="hello")  # this tokenizer's ids go far above 8
+    assert explorer.drawn.weights is None and explorer.image.value == b""
+    assert "cannot read this text" in explorer.message.value and "ValueError" in explorer.message.value
+    explorer.text.value = "\x00\x01"  # unknown characters: id 0, inside the vocabulary
+    assert explorer.drawn.weights.shape == (2, 2) and "cannot read" not in explorer.message.value
+    explorer.text.value = "hi"  # typed by a learner: the observer shows a message instead of raising
+    assert explorer.drawn.weights is None and "cannot read this text" in explorer.message.value
+
+
+def test_max_tokens_has_a_ceiling(model, tokenizer):
+    with pytest.raises(ValueError, match=f"at most {MAX_TOKENS_CEILING}"):
+        AttentionExplorer(model, tokenizer, max_tokens=MAX_TOKENS_CEILING + 1)
+    with pytest.raises(ValueError, match="max_tokens"):
+        AttentionExplorer(model, tokenizer, max_tokens=10**9)
+    assert AttentionExplorer(model, tokenizer, text="hi", max_tokens=MAX_TOKENS_CEILING).max_tokens == MAX_TOKENS_CEILING
 
 
 def test_train_demo_model_learns_and_is_deterministic():
