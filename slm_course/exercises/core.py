@@ -95,10 +95,15 @@ class Case:
 
 
 def call(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-    """A ``Case.run`` that calls the learner's function with fresh copies of ``args``/``kwargs``."""
+    """A ``Case.run`` that calls the learner's function with fresh copies of ``args``/``kwargs``.
+
+    ``copy.deepcopy`` is taken when the case is built, so a grader that builds its cases before any
+    learner code runs keeps the real one even if the notebook later patches the ``copy`` module.
+    """
+    deepcopy = copy.deepcopy
 
     def run(obj: Any) -> Any:
-        return obj(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        return obj(*deepcopy(args), **deepcopy(kwargs))
 
     return run
 

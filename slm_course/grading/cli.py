@@ -154,21 +154,41 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--cell-timeout and --notebook-timeout must be positive numbers of seconds.")
     if args.chapter is not None and not str(args.chapter).isdigit():
         raise ValueError(f"--chapter takes a chapter number like 01, not {args.chapter!r}.")
-    jobs = args.jobs or max(1, (os.cpu_count() or 2) // 2)
-    if jobs < 1:
-        raise ValueError("--jobs must be at least 1.")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs is how many notebooks to grade at once: give 1 or more, not {args.jobs} "
+                         "(leave it out for half the CPU cores).")
+    jobs = args.jobs if args.jobs is not None else max(1, (os.cpu_count() or 2) // 2)
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                             memory=parse_size(args.memory), max_procs=args.max_procs,
                             output_limit=parse_size(args.output_limit))
     out = Path(args.out)
     json_out = Path(args.json_out) if args.json_out else None
-    if not out.resolve().parent.is_dir():
-        raise ValueError(f"--out {out}: the folder {out.resolve().parent} does not exist.")
+    check_output_paths(args.submissions, [("--out", out)] + ([("--json", json_out)] if json_out else []))
     workdir = Path(tempfile.mkdtemp(prefix="slm-grade-"))
     try:
         return _grade_all(args, out, json_out, workdir, limits, jobs)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_output_paths(inputs: list[str], outputs: list[tuple[str, Path]]) -> None:
+    """Refuse, before grading, an output that is a folder, lies in a missing folder, or would overwrite a submission."""
+    given = [Path(p).resolve() for p in inputs]
+    seen: dict[Path, str] = {}
+    for option, path in outputs:
+        target = path.resolve()
+        if target.is_dir():
+            raise ValueError(f"{option} {path} is a folder: give the file to write, like {path / 'grades.csv'}.")
+        if not target.parent.is_dir():
+            raise ValueError(f"{option} {path}: the folder {target.parent} does not exist; create it first.")
+        for source in given:
+            if target == source or (source.is_dir() and source in target.parents):
+                where = "is one of the submissions" if target == source else f"is inside the submission folder {source}"
+                raise ValueError(f"{option} {path} {where}: write the table somewhere else, so no learner's "
+                                 "notebook is overwritten and the table is not graded as a submission.")
+        if target in seen:
+            raise ValueError(f"{option} and {seen[target]} both name {path}: give them different files.")
+        seen[target] = option
 
 
 def _announce_sandbox(grader: Grader) -> None:

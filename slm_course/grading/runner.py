@@ -2,20 +2,26 @@
 
 The grader starts this in a fresh process (inside bubblewrap where available) with the notebook on
 stdin. It starts a fresh IPython kernel over loopback, runs the code cells one by one with a time
-limit per cell and per notebook, and after each exercise cell and once more at the end asks the
-kernel (through :mod:`slm_course.grading.kernel_side`) what the learner's functions return on each
-check's inputs. It reports to the grader as JSON lines on stdout, prefixed by ``PREFIX``;
-learner output is counted and thrown away, never parsed. It is run as a script and imports only
-the standard library and jupyter_client, so neither the package nor PyTorch loads here.
+limit per cell and per notebook. Its first cell, before any learner cell, installs the collector of
+:mod:`slm_course.grading.kernel_side` under a random name with a random key; after each exercise
+cell and once more at the end it asks that collector what the learner's functions return on each
+check's inputs, and accepts the results file only with the key's HMAC. It reports to the grader
+as JSON lines on stdout, prefixed by ``PREFIX``; learner output is counted and thrown away, never
+parsed. It is run as a script and imports only the standard library and jupyter_client, so
+neither the package nor PyTorch loads here.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
+import hmac
 import json
 import os
 import queue
 import resource
+import secrets
+import string
 import subprocess
 import sys
 import time
@@ -26,6 +32,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 PREFIX = "@slm-grade "
 INTERRUPT_GRACE_S = 5.0
+TAG_BYTES = 32  # HMAC-SHA256 at the end of each results file
 
 
 def _harden() -> None:
@@ -82,10 +89,14 @@ class Kernel:
     def alive(self) -> bool:
         return self.km.is_alive()
 
-    def execute(self, code: str, timeout: float, output_limit: int) -> dict:
-        """Run ``code``; ``status`` is ok, error, timeout or dead."""
+    def execute(self, code: str, timeout: float, output_limit: int, store_history: bool = True) -> dict:
+        """Run ``code``; ``status`` is ok, error, timeout or dead.
+
+        The grader's own cells run with ``store_history=False``: their source (which names the
+        collector and holds its key) stays out of ``In``, ``_ih`` and the history database.
+        """
         start = time.monotonic()
-        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        msg_id = self.kc.execute(code, store_history=store_history, allow_stdin=False, stop_on_error=False)
         deadline = start + timeout
         result = {"status": "ok", "error": "", "output_bytes": 0}
         interrupted_at = None
@@ -134,27 +145,39 @@ class Kernel:
             pass
 
 
-def _grade(kernel: Kernel, report: Reporter, args, hook: str, problem: str, stage: str, results: Path) -> None:
+def _grade(kernel: Kernel, report: Reporter, args, hook: Hook, problem: str, stage: str, results: Path) -> None:
     out = results / f"{problem}-{stage}.pt"
     out.unlink(missing_ok=True)
-    code = (
-        f"try:\n    {hook}\nexcept NameError:\n"
-        f"    from slm_course.grading.kernel_side import collect as {hook}\n"
-        f"from IPython import get_ipython as {hook}_ip\n"
-        f"{hook}({args.chapter!r}, {problem!r}, {str(out)!r}, {hook}_ip().user_ns)"
-    )
-    run = kernel.execute(code, args.cell_timeout, args.output_limit)
+    code = f"{hook.name}({hook.key!r}, {problem!r}, {str(out)!r})"
+    run = kernel.execute(code, args.cell_timeout, args.output_limit, store_history=False)
+    if run["status"] == "error" and (hook.name in run["error"] or "CollectorMisuse" in run["error"]):
+        run["error"] = "the notebook removed, replaced or wrapped the grader's collector"
     event = {"event": "grade", "problem": problem, "stage": stage, "status": run["status"], "error": run["error"]}
     if run["status"] == "ok":
         try:
             size = out.stat().st_size
-            if size > args.result_limit:
+            if size > args.result_limit + TAG_BYTES:
                 event.update(status="error", error=f"the values returned were larger than {args.result_limit} bytes")
             else:
-                event["payload"] = base64.b64encode(out.read_bytes()).decode()
+                data = out.read_bytes()
+                body, tag = data[:-TAG_BYTES], data[-TAG_BYTES:]
+                if len(data) <= TAG_BYTES or not hmac.compare_digest(
+                        hmac.new(bytes.fromhex(hook.key), body, hashlib.sha256).digest(), tag):
+                    event.update(status="error", error="the results were not written by the grader's collector")
+                else:
+                    event["payload"] = base64.b64encode(body).decode()
         except OSError:
             event.update(status="error", error="the kernel wrote no result")
     report(**event)
+
+
+class Hook:
+    """The collector's name in the notebook (random letters, no fixed prefix) and its secret key."""
+
+    def __init__(self) -> None:
+        letters = string.ascii_letters
+        self.name = "".join(secrets.choice(letters) for _ in range(6)) + secrets.token_hex(6)
+        self.key = secrets.token_hex(32)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,16 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(mode=0o700, parents=True, exist_ok=True)
     cells = [c for c in json.loads(text)["cells"] if c.get("cell_type") == "code"]
     problems = [p for p in args.problems.split(",") if p]
-    hook = f"_slm_collect_{args.nonce}"
+    hook = Hook()  # drawn here, never on a command line the kernel could read
     try:
         kernel = Kernel(workdir, startup_timeout=max(60.0, args.cell_timeout))
     except Exception as error:  # noqa: BLE001
         report(event="done", reason=f"the kernel did not start ({type(error).__name__}: {error})"[:300])
         return 0
     deadline = started + args.notebook_timeout
-    setup = (f"from slm_course.grading.kernel_side import collect as {hook}\n"
-             f"import slm_course.exercises.ch{args.chapter}")
-    run = kernel.execute(setup, max(60.0, args.cell_timeout), args.output_limit)
+    # Before any learner cell: build the cases and the collector, bound under a random name.
+    setup = (f"__import__('slm_course.grading.kernel_side', fromlist=['install']).install("
+             f"{args.chapter!r}, {','.join(problems)!r}, {hook.name!r}, {hook.key!r}, "
+             f"__import__('IPython').get_ipython().user_ns)")
+    run = kernel.execute(setup, max(60.0, args.cell_timeout), args.output_limit, store_history=False)
     report(event="cell", index=-1, kind="grader", problem="", **run)
     stopped = "" if run["status"] == "ok" else f"the grader's setup failed ({run['status']}: {run['error']})"
     for index, cell in enumerate(cells if not stopped else []):

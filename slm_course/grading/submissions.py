@@ -29,6 +29,7 @@ class Submission:
     relative: str  # path under the folder or zip it came from, used to tell apart equal names
 
     def sha256(self) -> str:
+        """The hex SHA-256 of the notebook's bytes: ``--resume`` keeps a row only while this is unchanged."""
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
 

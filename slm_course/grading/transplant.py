@@ -4,9 +4,14 @@ Only code cells tagged ``{"slm_course": {"exercise": "qN"}}`` are taken from the
 other cell (setup, the ``qN.check(...)`` cells, prose) comes from the course's own
 ``exercises/NN_*.ipynb``. So learner code runs only where the learner was meant to write it.
 Each kept cell is marked ``metadata.slm_grade = {kind, problem}`` for the runner.
+
+:func:`suspicious` reads each learner cell's source (never runs it) for reaching into the grader's
+or the checks' internals (``q1.cases``, ``gc``, frames, ``sys.modules``, ``globals()``, …) so the
+row can tell the instructor to read that cell; it never changes a score by itself.
 """
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -23,6 +28,66 @@ def pristine_notebook(chapter: str, root: Path | None = None) -> dict:
     if not found:
         raise ValueError(f"Chapter {chapter} has no exercise notebook in {root / 'exercises'}.")
     return json.loads(found[0].read_text(encoding="utf-8"))
+
+
+# Modules and attributes an exercise has no business touching: the grader's and the checks'
+# internals, and the tools that reach objects without being handed them.
+_MODULES = {"gc", "inspect", "builtins", "ctypes", "importlib", "slm_course.exercises", "slm_course.grading",
+            "IPython", "ipykernel", "torch.serialization"}
+_ATTRIBUTES = {"modules", "cases", "prepare", "_prepared", "_evaluate", "grade", "_getframe", "currentframe",
+               "f_back", "f_globals", "f_locals", "f_code", "gi_frame", "tb_frame", "__closure__", "__globals__",
+               "__code__", "__builtins__", "__subclasses__", "get_objects", "get_referrers", "user_ns", "serialization"}
+_CALLS = {"globals", "vars", "locals", "get_ipython", "exec", "eval", "compile", "__import__"}
+_NAMES = {"__builtins__", "__builtin__", "_getframe"}
+
+
+def _module_touched(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in _MODULES) or name.startswith("slm_course.grading")
+
+
+def suspicious(source: str) -> list[str]:
+    """What in ``source`` reaches into grading or check internals, as short code snippets (static, by AST)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"import {a.name}" for a in node.names if _module_touched(a.name)]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = {a.name for a in node.names}
+            if _module_touched(node.module) or (node.module == "slm_course" and names & {"exercises", "grading"}):
+                found.append(f"from {node.module} import {', '.join(sorted(names))}")
+        elif isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTES:
+            found.append(_snippet(node))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
+            first = node.args[0] if node.args else None
+            if node.func.id == "__import__" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                if _module_touched(first.value):  # __import__("socket") is not the grader's business
+                    found.append(f"__import__({first.value!r})")
+            else:
+                found.append(f"{node.func.id}()")
+        elif isinstance(node, ast.Name) and node.id in _NAMES:
+            found.append(node.id)
+    return list(dict.fromkeys(found))
+
+
+def _snippet(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # noqa: BLE001
+        text = getattr(node, "attr", "?")
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def suspicious_note(problem: str, source: str) -> list[str]:
+    """The row note for a cell that reaches into grading internals (empty when nothing is found)."""
+    found = suspicious(source)
+    if not found:
+        return []
+    shown = ", ".join(f"`{f}`" for f in found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+    return [f"suspicious: exercise {problem} touches {shown}; review by hand"]
 
 
 def _source(cell: dict) -> str:
@@ -57,6 +122,7 @@ def transplant(pristine: dict, submission: dict) -> tuple[dict, list[str]]:
                     notes.append(f"{name}: the cell is longer than {MAX_CELL_CHARS} characters; the stub was used")
                 else:
                     kept["source"] = source
+                    notes += suspicious_note(name, source)
                 if len(candidates) > 1:
                     notes.append(f"{len(candidates)} cells tagged {name}: graded the one with the course's cell id or the first")
             kept["metadata"]["slm_grade"] = {"kind": "exercise", "problem": name}

@@ -25,6 +25,45 @@ def split_heads(x, num_heads):
     batch, tokens, width = x.shape
     return x.reshape(batch, num_heads, tokens, width // num_heads)  # mixes tokens across heads
 '''
+STUB_COUNT = '''
+def count_words(text):
+    raise NotImplementedError("Replace this line with your code.")
+'''
+# The reviewer's attacks: rebind every problem's cases so each case returns the expected value
+# (with copy.deepcopy and Problem patched for good measure), and wrap the grader's collector so it
+# is handed reference implementations. Neither notebook solves q1, q2 or q3.
+PATCHES_CASES = STUB_COUNT + '''
+import copy
+import slm_course.exercises.ch00 as _m
+from slm_course.exercises.core import Case, Problem
+for _q in (_m.q1, _m.q2, _m.q3):
+    def _patched(_orig=_q.cases):
+        return [Case(c.label, (lambda obj, e=c.expected: e() if callable(e) else e), None) for c in _orig()]
+    _q.cases = _patched
+    _q._prepared = None
+Problem.prepare = lambda self: [Case(c.label, (lambda obj, e=c.expected: e() if callable(e) else e), None)
+                                for c in self.cases()]
+copy.deepcopy = lambda value, memo=None: value
+'''
+WRAPS_COLLECTOR = '''
+def count_words(text):
+    return {}
+import torch
+import slm_course.exercises.ch00 as _m
+_refs = {"count_words": lambda t: {w: t.lower().split().count(w) for w in t.lower().split()},
+         "softmax": lambda x: torch.softmax(x, -1), "split_heads": _m.split_heads}
+_g = globals()
+for _k, _v in list(_g.items()):
+    if _k.startswith("_slm_collect_") or str(getattr(_v, "__module__", "")).startswith("slm_course.grading"):
+        def _fake(*args, _real=_v, **kwargs):
+            saved = {name: _g.get(name) for name in _refs}
+            _g.update(_refs)
+            try:
+                return _real(*args, **kwargs)
+            finally:
+                _g.update(saved)
+        _g[_k] = _fake
+'''
 WRONG_COUNT = '''
 def count_words(text):
     return {"the": 1}
@@ -100,6 +139,8 @@ core.compare_values = lambda *args, **kwargs: None
 torch.allclose = lambda *args, **kwargs: True
 torch.equal = lambda *args, **kwargs: True
 ''', "q2": NAIVE_SOFTMAX, "q3": SOLVED["q3"]},
+        "patches_cases": {"q1": PATCHES_CASES},
+        "wraps_collector": {"q1": WRAPS_COLLECTOR},
     }
 
 
@@ -118,6 +159,8 @@ GRADED_AS = {
     "forks": {"q1": SOLVED["q1"], "q2": None, "q3": None},
     "prints_megabytes": {"q1": SOLVED["q1"], "q2": SOLVED["q2"], "q3": SOLVED["q3"]},
     "redefines_check": {"q1": WRONG_COUNT, "q2": NAIVE_SOFTMAX, "q3": SOLVED["q3"]},
+    "patches_cases": {"q1": STUB_COUNT},  # the cheat changes nothing: graded as the stubs it left
+    "wraps_collector": {},  # the wrapped collector refuses to work: nothing is graded
 }
 
 

@@ -1,6 +1,7 @@
 """The grader's parts, without a sandbox: finding submissions, zips, transplanting, scoring, the table."""
 from __future__ import annotations
 
+import base64
 import json
 import stat
 import zipfile
@@ -10,14 +11,14 @@ import pytest
 import torch
 
 import slm_course
-from grading_notebooks import NAIVE_SOFTMAX, NO_TRANSPOSE, SOLVED, learner_notebook, pristine
+from grading_notebooks import NAIVE_SOFTMAX, NO_TRANSPOSE, PATCHES_CASES, SOLVED, WRAPS_COLLECTOR, learner_notebook, pristine
 from slm_course.cli import main
-from slm_course.exercises import ch00
+from slm_course.exercises import ch00, core
 from slm_course.exercises.build import exercise_tag
 from slm_course.exercises.testing import notebook_objects
 from slm_course.grading import scoring, submissions, table, transplant
 from slm_course.grading.cli import parse_size
-from slm_course.grading.kernel_side import collect
+from slm_course.grading.kernel_side import CollectorMisuse, collect, install
 from slm_course.grading.sandbox import SANDBOX_WORKDIR, bwrap_command, sandbox_env
 from slm_course.grading.values import Unsupported, decode, dumps, encode, loads
 
@@ -201,6 +202,73 @@ def test_final_check_counts_and_the_one_after_the_cell_stands_in_when_the_run_st
     assert "killed: it used more than 1.5 GB of memory" in notes
 
 
+# ---------------------------------------------------------------------------------- the kernel side's own references
+
+def _installed(tmp_path, namespace):
+    """Install the collector as the runner's first cell does; return a function that calls it as the runner does."""
+    import secrets
+
+    name, key = "zQxWvu" + secrets.token_hex(6), secrets.token_hex(32)
+    install("00", "q1,q2,q3", name, key, namespace)
+
+    def runner_call(problem):
+        out = tmp_path / f"{problem}.pt"
+        exec(compile(f"{name}({key!r}, {problem!r}, {str(out)!r})", "<grader cell>", "exec"), namespace)
+        data = out.read_bytes()
+        import hashlib
+        import hmac
+
+        assert hmac.compare_digest(hmac.new(bytes.fromhex(key), data[:-32], hashlib.sha256).digest(), data[-32:])
+        return base64.b64encode(data[:-32]).decode()
+    return name, runner_call
+
+
+def test_patching_cases_problem_and_deepcopy_after_install_changes_nothing(tmp_path, monkeypatch):
+    import copy as copy_module
+
+    namespace = dict(notebook_objects("00", stub=True))
+    _, runner_call = _installed(tmp_path, namespace)
+    for problem in (ch00.q1, ch00.q2, ch00.q3):  # what the `patches_cases` notebook does, after install
+        monkeypatch.setattr(problem, "cases", lambda original=problem.cases: [
+            core.Case(c.label, lambda obj, e=c.expected: e() if callable(e) else e, None) for c in original()])
+    monkeypatch.setattr(core.Problem, "prepare", lambda self: [])
+    monkeypatch.setattr(copy_module, "deepcopy", lambda value, memo=None: value)
+    payloads = {name: runner_call(name) for name in ("q1", "q2", "q3")}
+    monkeypatch.undo()  # scoring runs in the grader, which no learner code touched
+    for problem in (ch00.q1, ch00.q2, ch00.q3):
+        assert scoring.score(problem, payloads[problem.name]).status == "not-attempted"  # the stubs it left
+
+
+def test_a_wrapped_or_replaced_collector_refuses_to_work(tmp_path):
+    namespace = dict(notebook_objects("00"))
+    name, runner_call = _installed(tmp_path, namespace)
+    assert scoring.score(ch00.q1, runner_call("q1")).correct  # called the runner's way it works
+    real = namespace[name]
+    namespace[name] = lambda *args, **kwargs: real(*args, **kwargs)  # a learner's wrapper
+    with pytest.raises(CollectorMisuse):
+        runner_call("q1")
+    with pytest.raises(CollectorMisuse):
+        real("wrong key", "q1", str(tmp_path / "x.pt"))
+
+
+def test_the_reviewers_cheats_are_flagged_and_course_solutions_are_not():
+    assert transplant.suspicious("q1.cases = lambda: []") == ["q1.cases"]
+    found = transplant.suspicious(PATCHES_CASES)
+    assert "q1.cases" not in found and "_q.cases" in found and "import slm_course.exercises.ch00" in found
+    assert {"globals()", "import slm_course.exercises.ch00"} <= set(transplant.suspicious(WRAPS_COLLECTOR))
+    for text in ("import gc", "import sys\nsys.modules['x'] = 1", "import inspect\ninspect.currentframe().f_back",
+                 "import builtins\nbuiltins.len = None", "from slm_course.grading import kernel_side"):
+        assert transplant.suspicious(text), text
+    for name, source in SOLVED.items():
+        assert transplant.suspicious(source) == [], name
+    for path in sorted((slm_course.paths.repo_root() / "solutions").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code" and exercise_tag(cell):
+                assert transplant.suspicious("".join(cell["source"])) == [], (path.name, exercise_tag(cell))
+    ran, notes = transplant.transplant(pristine(), learner_notebook(q1="def count_words(t):\n    return q1.prepare()\n"))
+    assert notes == ["suspicious: exercise q1 touches `q1.prepare`; review by hand"]
+
+
 # ---------------------------------------------------------------------------------- sandbox command
 
 def test_bwrap_hides_folders_and_binds_needed_paths_back_read_only(outside_tmp):
@@ -273,3 +341,62 @@ def test_unreadable_notebooks_get_rows_and_the_run_exits_0(tmp_path, capsys):
     rows = {r["student"]: r for r in json.loads((tmp_path / "g.json").read_text())["rows"]}
     assert "not valid JSON" in " ".join(rows["x"]["notes"])
     assert rows["x"]["exercises"]["q1"]["status"] == scoring.NOT_GRADED and rows["x"]["max_total"] == 5
+
+
+def test_summary_is_per_chapter_when_chapters_are_worth_different_points():
+    rows = [_row("amy", 1.0), _row("bo", 0.0, "incorrect"),
+            {**_row("cy", 10.0), "chapter": "01", "max_total": 10.0}, {**_row("di", 0.0), "chapter": "01", "max_total": 10.0}]
+    summary = table.summarize(rows)
+    assert "mean_total" not in summary  # points of different chapters are not averaged together
+    assert summary["chapters"]["00"]["mean_total"] == 0.5 and summary["chapters"]["00"]["max_total"] == 1.0
+    assert summary["chapters"]["01"]["median_total"] == 5.0 and summary["chapters"]["01"]["max_total"] == 10.0
+    assert summary["mean_percent"] == 50.0
+    text = table.summary_text(summary)
+    assert "chapter 00 (2 notebooks): mean 0.5, median 0.5 of 1 points" in text
+    assert "chapter 01 (2 notebooks): mean 5, median 5 of 10 points" in text
+    assert "of 10 points; fully right: 00:" not in text
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted():
+    rows = [_row("=HYPERLINK(\"http://x\")", 1.0), _row("+1", 1.0), _row("-2", 1.0), _row("@SUM(A1)", 1.0), _row("ok-name", 1.0)]
+    import csv as csv_module
+    import io
+
+    lines = list(csv_module.DictReader(io.StringIO(table.render_csv(rows))))
+    assert sorted(line["student"] for line in lines) == sorted(["'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "ok-name"])
+    assert {line["file"][0] for line in lines if line["student"] != "ok-name"} == {"'"}
+
+
+def test_the_reviewed_functions_have_docstrings():
+    for function in (table.journal_path, table.summary_text, table.Journal.add, submissions.Submission.sha256):
+        assert function.__doc__ and len(function.__doc__.split()) >= 5, function.__qualname__
+
+
+@pytest.mark.parametrize("option", ["out-is-folder", "json-in-missing-folder", "out-is-a-submission",
+                                    "out-inside-submission-folder", "jobs-0"])
+def test_bad_outputs_and_jobs_are_refused_before_grading(tmp_path, capsys, option):
+    subs = tmp_path / "class"
+    subs.mkdir()
+    notebook = subs / "nometa.ipynb"
+    notebook.write_text(json.dumps(learner_notebook(**SOLVED)))
+    before = notebook.read_bytes()
+    args = {
+        "out-is-folder": [str(subs), "--out", str(tmp_path)],
+        "json-in-missing-folder": [str(subs), "--out", str(tmp_path / "g.csv"), "--json", str(tmp_path / "no" / "dir" / "g.json")],
+        "out-is-a-submission": [str(notebook), "--out", str(notebook)],
+        "out-inside-submission-folder": [str(subs), "--out", str(subs / "grades.csv")],
+        "jobs-0": [str(subs), "--out", str(tmp_path / "g.csv"), "--jobs", "0"],
+    }[option]
+    assert main(["grade", *args, "--no-sandbox", "--cell-timeout", "1", "--notebook-timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert {"out-is-folder": "is a folder", "json-in-missing-folder": "does not exist",
+            "out-is-a-submission": "is one of the submissions", "out-inside-submission-folder": "inside the submission folder",
+            "jobs-0": "give 1 or more"}[option] in err
+    assert notebook.read_bytes() == before and sorted(p.name for p in subs.iterdir()) == ["nometa.ipynb"]
+    assert not (tmp_path / "no").exists() and not (tmp_path / "g.csv").exists()
+
+
+def test_importing_ordinary_modules_by_name_is_not_suspicious():
+    assert transplant.suspicious("__import__('socket').create_connection") == []
+    assert set(transplant.suspicious("__import__('gc').get_objects()")) == {"__import__('gc')", "__import__('gc').get_objects"}
+    assert transplant.suspicious("__import__(name)") == ["__import__()"]

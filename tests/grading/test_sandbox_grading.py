@@ -103,6 +103,14 @@ def test_a_class_of_hostile_notebooks_gets_the_right_table(outside_tmp, tmp_path
     assert "not valid JSON" in notes["not_json"]
     assert reasons["redefines_check"]["q1"] and rows["redefines_check"]["exercises"]["q1"]["points"] == 0
     assert reasons["partial"]["q2"].startswith("`softmax(")  # names the first input that failed
+    # Notebooks that rebind the checks' cases or wrap the grader's collector earn nothing they did not
+    # solve, and the row tells the instructor to read the cell; honest notebooks get no such note.
+    for cheat in ("patches_cases", "wraps_collector"):
+        assert rows[cheat]["total"] == 0, rows[cheat]
+        assert "suspicious: exercise q1 touches" in notes[cheat] and "review by hand" in notes[cheat]
+    assert "`_q.cases`" in notes["patches_cases"] and "globals()" in notes["wraps_collector"]
+    assert all("collector" in reasons["wraps_collector"][q] for q in ("q1", "q2", "q3"))
+    assert not [n for n in ("solved", "partial", "escapes", "loops_forever") if "suspicious" in notes[n]]
 
     # Nothing outside the sandboxes' temporary folders changed.
     for name, (folder, digest) in guarded.items():
