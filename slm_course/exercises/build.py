@@ -22,7 +22,6 @@ import nbformat
 import slm_course
 from slm_course.paths import PACKAGE_DIR, atomic_write_text, repo_root
 
-write_atomic = atomic_write_text  # the name grading/table.py imports
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

@@ -16,11 +16,7 @@ from slm_course.attention import (
     simple_self_attention,
     split_heads,
 )
-from slm_course.exercises.core import Case, Problem, call
-
-
-def _random(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+from slm_course.exercises.core import Case, Problem, call, random_tensor
 
 
 def _causal_mask_cases() -> list[Case]:
@@ -28,10 +24,10 @@ def _causal_mask_cases() -> list[Case]:
 
 
 def _masked_softmax_cases() -> list[Case]:
-    scores = _random(4, 4, seed=1)
-    batch = _random(2, 3, 5, 5, seed=2)  # (B, H, T, T): one (T, T) mask serves every batch and head
+    scores = random_tensor(4, 4, seed=1)
+    batch = random_tensor(2, 3, 5, 5, seed=2)  # (B, H, T, T): one (T, T) mask serves every batch and head
     padding = torch.tensor([[False, False, True], [False, False, True]])  # hide the last key (a pad token)
-    wide = _random(2, 3, seed=3) * 10
+    wide = random_tensor(2, 3, seed=3) * 10
     return [
         Case("masked_softmax(scores (4, 4), causal_mask(4))", call(scores, causal_mask(4)),
              lambda: masked_softmax(scores, causal_mask(4))),
@@ -43,9 +39,9 @@ def _masked_softmax_cases() -> list[Case]:
 
 
 def _attention_scores_cases() -> list[Case]:
-    q, k = _random(4, 8, seed=4), _random(4, 8, seed=5)
-    q4, k4 = _random(2, 3, 5, 16, seed=6), _random(2, 3, 6, 16, seed=7)  # 5 queries, 6 keys
-    q1, k1 = _random(3, 1, seed=8), _random(2, 1, seed=9)
+    q, k = random_tensor(4, 8, seed=4), random_tensor(4, 8, seed=5)
+    q4, k4 = random_tensor(2, 3, 5, 16, seed=6), random_tensor(2, 3, 6, 16, seed=7)  # 5 queries, 6 keys
+    q1, k1 = random_tensor(3, 1, seed=8), random_tensor(2, 1, seed=9)
     return [
         Case("attention_scores(queries (4, 8), keys (4, 8))", call(q, k), lambda: attention_scores(q, k)),
         Case("attention_scores(queries (2, 3, 5, 16), keys (2, 3, 6, 16))", call(q4, k4),
@@ -55,9 +51,9 @@ def _attention_scores_cases() -> list[Case]:
 
 
 def _context_cases() -> list[Case]:
-    sentence = _random(6, 3, seed=10)
-    batch = _random(2, 4, 3, seed=11)
-    one = _random(1, 5, seed=12)
+    sentence = random_tensor(6, 3, seed=10)
+    batch = random_tensor(2, 4, 3, seed=11)
+    one = random_tensor(1, 5, seed=12)
     return [
         Case("simple_self_attention(inputs (6, 3))", call(sentence), lambda: simple_self_attention(sentence)),
         Case("simple_self_attention(inputs (2, 4, 3))", call(batch), lambda: simple_self_attention(batch)),
@@ -66,9 +62,9 @@ def _context_cases() -> list[Case]:
 
 
 def _merge_heads_cases() -> list[Case]:
-    x = _random(2, 4, 3, 2, seed=13)  # (B=2, H=4, T=3, hd=2)
+    x = random_tensor(2, 4, 3, 2, seed=13)  # (B=2, H=4, T=3, hd=2)
     counting = torch.arange(24, dtype=torch.float32).reshape(1, 3, 4, 2)
-    one_head = _random(2, 1, 5, 3, seed=14)
+    one_head = random_tensor(2, 1, 5, 3, seed=14)
     return [
         Case("merge_heads(x of shape (2, 4, 3, 2))", call(x), lambda: merge_heads(x)),
         Case("merge_heads(arange(24).reshape(1, 3, 4, 2))", call(counting), lambda: merge_heads(counting)),
@@ -77,8 +73,8 @@ def _merge_heads_cases() -> list[Case]:
 
 
 def _causal_attention_cases() -> list[Case]:
-    q, k, v = (_random(5, 4, seed=s) for s in (15, 16, 17))
-    qb, kb, vb = (_random(2, 3, 6, 8, seed=s) for s in (18, 19, 20))
+    q, k, v = (random_tensor(5, 4, seed=s) for s in (15, 16, 17))
+    qb, kb, vb = (random_tensor(2, 3, 6, 8, seed=s) for s in (18, 19, 20))
     return [
         Case("causal_self_attention(q, k, v of shape (5, 4))", call(q, k, v),
              lambda: scaled_dot_product(q, k, v, causal=True, return_weights=True)),
@@ -88,8 +84,8 @@ def _causal_attention_cases() -> list[Case]:
 
 
 def _multi_head_cases() -> list[Case]:
-    x = _random(2, 5, 8, seed=21)
-    weight = _random(24, 8, seed=22) / 3  # (3 × D, D), like nn.Linear(8, 24).weight
+    x = random_tensor(2, 5, 8, seed=21)
+    weight = random_tensor(24, 8, seed=22) / 3  # (3 × D, D), like nn.Linear(8, 24).weight
 
     def expected(inputs: torch.Tensor, qkv_weight: torch.Tensor, num_heads: int) -> torch.Tensor:
         q, k, v = (split_heads(part, num_heads) for part in (inputs @ qkv_weight.T).chunk(3, dim=-1))

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from slm_course.exercises.core import Case, Problem, call, compare_values
+from slm_course.exercises.core import Case, Problem, call, compare_values, random_tensor
 from slm_course.model import (
     SLMConfig,
     LayerNorm,
@@ -20,10 +20,6 @@ from slm_course.model import (
     repeat_kv,
     rope_frequencies,
 )
-
-
-def _random(*shape: int, seed: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 @torch.no_grad()
@@ -42,9 +38,9 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
 
 
 def _layer_norm_cases() -> list[Case]:
-    x4 = _random(3, 4, seed=1) * 3 + 5  # few features: the biased and unbiased variance differ
-    w4, b4 = _random(4, seed=2), _random(4, seed=3)
-    x16 = _random(2, 3, 16, seed=4)
+    x4 = random_tensor(3, 4, seed=1) * 3 + 5  # few features: the biased and unbiased variance differ
+    w4, b4 = random_tensor(4, seed=2), random_tensor(4, seed=3)
+    x16 = random_tensor(2, 3, 16, seed=4)
     flat = torch.full((2, 6), 7.0)  # zero variance: only eps keeps the division finite
     return [
         Case("layer_norm(x (3, 4), weight, bias)", call(x4, w4, b4), lambda: _layer_norm(x4, w4, b4, 1e-5)),
@@ -58,11 +54,11 @@ def _layer_norm_cases() -> list[Case]:
 
 
 def _rms_norm_cases() -> list[Case]:
-    x = _random(3, 8, seed=5) + 2  # not centred: RMSNorm must not subtract the mean
-    w = _random(8, seed=6)
-    x3 = _random(2, 4, 6, seed=7)
-    small = _random(2, 5, seed=8) * 0.05  # mean square comparable to eps
-    tiny = _random(2, 6, seed=13) * 3e-3  # mean square ≈ 1e-5: the default eps=1e-6 (not 1e-5) shows
+    x = random_tensor(3, 8, seed=5) + 2  # not centred: RMSNorm must not subtract the mean
+    w = random_tensor(8, seed=6)
+    x3 = random_tensor(2, 4, 6, seed=7)
+    small = random_tensor(2, 5, seed=8) * 0.05  # mean square comparable to eps
+    tiny = random_tensor(2, 6, seed=13) * 3e-3  # mean square ≈ 1e-5: the default eps=1e-6 (not 1e-5) shows
     return [
         Case("rms_norm(x (3, 8), weight)", call(x, w), lambda: _rms_norm(x, w, 1e-6)),
         Case("rms_norm(x (2, 6) × 0.003, ones(6)) (the default eps)", call(tiny, torch.ones(6)),
@@ -106,10 +102,10 @@ def _rope_compare(x: torch.Tensor, theta: float):
 
 
 def _rope_cases() -> list[Case]:
-    x = _random(1, 1, 4, 8, seed=9)
-    xb = _random(2, 3, 6, 16, seed=10)
-    x_theta = _random(1, 2, 5, 4, seed=11)
-    one = _random(2, 2, 1, 6, seed=12)
+    x = random_tensor(1, 1, 4, 8, seed=9)
+    xb = random_tensor(2, 3, 6, 16, seed=10)
+    x_theta = random_tensor(1, 2, 5, 4, seed=11)
+    one = random_tensor(2, 2, 1, 6, seed=12)
     return [
         Case("rope(x (1, 1, 4, 8))", call(x), lambda: _rope(x, 10_000.0), _rope_compare(x, 10_000.0)),
         Case("rope(x (2, 3, 6, 16))", call(xb), lambda: _rope(xb, 10_000.0), _rope_compare(xb, 10_000.0)),
@@ -133,9 +129,9 @@ def _swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor, w_down: t
 def _swiglu_cases() -> list[Case]:
     cases = []
     for seed, (batch, d_model, d_ff) in enumerate([((4,), 6, 10), ((2, 3), 8, 12), ((1, 1), 4, 4)]):
-        x = _random(*batch, d_model, seed=20 + seed)
-        w_gate, w_up = _random(d_ff, d_model, seed=30 + seed), _random(d_ff, d_model, seed=40 + seed)
-        w_down = _random(d_model, d_ff, seed=50 + seed)
+        x = random_tensor(*batch, d_model, seed=20 + seed)
+        w_gate, w_up = random_tensor(d_ff, d_model, seed=30 + seed), random_tensor(d_ff, d_model, seed=40 + seed)
+        w_down = random_tensor(d_model, d_ff, seed=50 + seed)
         cases.append(Case(
             f"swiglu(x {(*batch, d_model)}, w_gate ({d_ff}, {d_model}), w_up ({d_ff}, {d_model}), w_down ({d_model}, {d_ff}))",
             call(x, w_gate, w_up, w_down),
@@ -146,8 +142,8 @@ def _swiglu_cases() -> list[Case]:
 
 def _repeat_kv_cases() -> list[Case]:
     counting = torch.arange(2.0).view(1, 2, 1, 1).expand(1, 2, 3, 2).contiguous()  # head j holds j
-    x = _random(2, 3, 4, 5, seed=60)
-    same = _random(1, 4, 2, 3, seed=61)
+    x = random_tensor(2, 3, 4, 5, seed=60)
+    same = random_tensor(1, 4, 2, 3, seed=61)
     return [
         Case("repeat_kv(kv heads holding 0 and 1, shape (1, 2, 3, 2), n_heads=6)", call(counting, 6),
              lambda: repeat_kv(counting, 6)),

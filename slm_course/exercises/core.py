@@ -108,6 +108,14 @@ def call(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
     return run
 
 
+def random_tensor(*shape: int, seed: int):
+    """A standard-normal float32 tensor of ``shape``, the same for a given ``seed`` on every machine
+    (its own generator: the global random state is left alone). Case inputs use it."""
+    import torch
+
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
 # --------------------------------------------------------------------------- comparing values
 
 def describe(value: Any, limit: int = 160) -> str:

@@ -14,7 +14,7 @@ import os
 import statistics
 from pathlib import Path
 
-from slm_course.exercises.build import write_atomic
+from slm_course.paths import atomic_write_text
 
 
 def journal_path(out: Path) -> Path:
@@ -163,7 +163,7 @@ def write_outputs(rows: list[dict], out: Path, json_out: Path | None, info: dict
     """Write the CSV (and JSON); return the summary."""
     rows = sorted(rows, key=lambda r: r["student"])
     summary = summarize(rows)
-    write_atomic(out, render_csv(rows))
+    atomic_write_text(out, render_csv(rows))
     if json_out is not None:
-        write_atomic(json_out, json.dumps({**info, "summary": summary, "rows": rows}, indent=1, sort_keys=True) + "\n")
+        atomic_write_text(json_out, json.dumps({**info, "summary": summary, "rows": rows}, indent=1, sort_keys=True) + "\n")
     return summary
