@@ -8,12 +8,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "environment_report", "pick_device", "set_seed"]
+__all__ = ["__version__", "by_profile", "environment_report", "pick_device", "profile", "set_seed"]
 
 
 def __getattr__(name: str):
     # Imported lazily: ``slm_course.device`` imports torch (~2 s), which the CLI rarely needs.
-    if name in ("environment_report", "pick_device", "set_seed"):
+    if name in ("by_profile", "environment_report", "pick_device", "profile", "set_seed"):
         from slm_course import device
 
         return getattr(device, name)

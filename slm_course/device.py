@@ -1,6 +1,7 @@
-"""Device selection, seeding and the environment line every notebook prints first.
+"""Device selection, seeding, the run profile and the environment line every notebook prints first.
 
-Used from chapter 1 on. ``SLM_COURSE_DEVICE`` (cpu / cuda / mps) overrides the automatic choice.
+Used from chapter 1 on. ``SLM_COURSE_DEVICE`` (cpu / cuda / mps) overrides the automatic choice;
+``SLM_COURSE_PROFILE`` (fast / full) chooses how long chapters train.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import random
 import torch
 
 _DEVICES = ("cpu", "cuda", "mps")
+_PROFILES = ("fast", "full")
 
 
 def _mps_available() -> bool:
@@ -49,6 +51,23 @@ def pick_device(prefer: str | None = None) -> torch.device:
             "Unset SLM_COURSE_DEVICE or set it to cpu."
         )
     return torch.device(name)
+
+
+def profile() -> str:
+    """``$SLM_COURSE_PROFILE``: ``fast`` (the default: every chapter within its time budget on a
+    2-core CPU) or ``full`` (train longer, for learners with time or a GPU)."""
+    name = os.environ.get("SLM_COURSE_PROFILE", "").strip().lower() or "fast"
+    if name not in _PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r}: expected one of {', '.join(_PROFILES)}. "
+            "Set SLM_COURSE_PROFILE to fast or full, or unset it."
+        )
+    return name
+
+
+def by_profile(fast: int, full: int) -> int:
+    """``fast`` under the default profile, ``full`` under ``SLM_COURSE_PROFILE=full`` (a step or token budget)."""
+    return full if profile() == "full" else fast
 
 
 def set_seed(seed: int = 0) -> None:

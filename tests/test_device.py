@@ -52,3 +52,16 @@ def test_environment_report_names_device_and_versions(monkeypatch):
     assert report.splitlines()[0] == "device: cpu"
     assert f"slm_course {slm_course.__version__}" in report
     assert f"torch {torch.__version__}" in report
+
+
+def test_profile_defaults_to_fast_and_full_trains_longer(monkeypatch):
+    monkeypatch.delenv("SLM_COURSE_PROFILE", raising=False)
+    assert slm_course.profile() == "fast" and slm_course.by_profile(fast=10, full=100) == 10
+    monkeypatch.setenv("SLM_COURSE_PROFILE", "FULL")
+    assert slm_course.profile() == "full" and slm_course.by_profile(fast=10, full=100) == 100
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("SLM_COURSE_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="expected one of fast, full"):
+        slm_course.profile()
