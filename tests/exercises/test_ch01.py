@@ -7,6 +7,7 @@ from collections import Counter
 from slm_course.exercises import ch01
 from slm_course.exercises.testing import assert_check_behaviour, notebook_objects
 from slm_course.quality import is_boilerplate, split_speaker
+from slm_course.tokenizers import merge_pair
 
 SOLVED = notebook_objects("01")
 STUB = notebook_objects("01", stub=True)
@@ -79,42 +80,30 @@ def test_encode_with_unk():
     assert_check_behaviour(ch01.q2, SOLVED["encode_with_unk"], STUB["encode_with_unk"], wrong)
 
 
-def _replace_left_to_right(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
 def test_bpe_merge_step():
     def first_seen_on_tie(ids, new_id):  # Counter.most_common keeps insertion order on ties
         pair = Counter(zip(ids, ids[1:])).most_common(1)[0][0]
-        return pair, _replace_left_to_right(ids, pair, new_id)
+        return pair, merge_pair(ids, pair, new_id)
 
     def largest_on_tie(ids, new_id):
         counts = Counter(zip(ids, ids[1:]))
         pair = max(counts, key=lambda p: (counts[p], p))
-        return pair, _replace_left_to_right(ids, pair, new_id)
+        return pair, merge_pair(ids, pair, new_id)
 
     def right_to_left(ids, new_id):  # [7, 7, 7] becomes [7, new_id] instead of [new_id, 7]
         counts = Counter(zip(ids, ids[1:]))
         pair = min(counts, key=lambda p: (-counts[p], p))
-        return pair, _replace_left_to_right(ids[::-1], pair[::-1], new_id)[::-1]
+        return pair, merge_pair(ids[::-1], pair[::-1], new_id)[::-1]
 
     def no_overlapping_count(ids, new_id):  # counts pairs at even positions only
         counts = Counter(zip(ids[::2], ids[1::2]))
         pair = min(counts, key=lambda p: (-counts[p], p))
-        return pair, _replace_left_to_right(ids, pair, new_id)
+        return pair, merge_pair(ids, pair, new_id)
 
     def counts_non_overlapping(ids, new_id):  # [9, 9, 9] holds (9, 9) once this way, not twice
-        counts = {pair: len(ids) - len(_replace_left_to_right(ids, pair, -1)) for pair in zip(ids, ids[1:])}
+        counts = {pair: len(ids) - len(merge_pair(ids, pair, -1)) for pair in zip(ids, ids[1:])}
         pair = min(counts, key=lambda p: (-counts[p], p))
-        return pair, _replace_left_to_right(ids, pair, new_id)
+        return pair, merge_pair(ids, pair, new_id)
 
     def stops_one_early(ids, new_id):  # `while i < len(ids) - 1` loses an unmerged last id
         counts = Counter(zip(ids, ids[1:]))
