@@ -1,0 +1,64 @@
+"""Walking a model's modules to swap layers (chapters 7 and 10).
+
+LoRA (chapter 7) wraps chosen ``nn.Linear`` layers in ``LoRALinear``; quantization (chapter 10)
+replaces them with ``Int8Linear``/``Int4Linear``. Both use :func:`replace_linears`: one walk,
+one rule for which layers match, one place that keeps a tied output layer tied.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from torch import nn
+
+
+def matches(name: str, targets: Iterable[str] | None) -> bool:
+    """True when the dotted module ``name`` is selected by ``targets``.
+
+    A target matches a whole name component or a dotted suffix: ``"q_proj"`` selects
+    ``blocks.0.attn.q_proj``; ``"attn.q_proj"`` too; ``"proj"`` does not select ``q_proj``.
+    ``targets=None`` selects every linear layer.
+    """
+    if targets is None:
+        return True
+    parts = name.split(".")
+    for target in targets:
+        wanted = target.split(".")
+        if parts[-len(wanted):] == wanted:
+            return True
+    return False
+
+
+def find_linears(model: nn.Module, targets: Iterable[str] | None = None, *, skip: Iterable[str] = ()) -> list[str]:
+    """Names of the ``nn.Linear`` modules of ``model`` that ``targets`` selects, in model order."""
+    targets = list(targets) if targets is not None else None
+    skip = list(skip)
+    return [
+        name for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and matches(name, targets) and not (skip and matches(name, skip))
+    ]
+
+
+def replace_linears(
+    model: nn.Module,
+    make: Callable[[str, nn.Linear], nn.Module],
+    targets: Iterable[str] | None = None,
+    *,
+    skip: Iterable[str] = (),
+) -> list[str]:
+    """Replace every selected ``nn.Linear`` of ``model`` (in place) by ``make(name, linear)``.
+
+    Returns the names replaced. Raises ``ValueError`` when ``targets`` selects nothing, naming the
+    linear layers there are, so a typo in a target list never trains or quantizes nothing silently.
+    """
+    names = find_linears(model, targets, skip=skip)
+    if not names:
+        available = sorted({n.split(".")[-1] for n in find_linears(model)})
+        raise ValueError(
+            f"no linear layer matches the targets {list(targets) if targets is not None else None}; "
+            f"this model's linear layers are named {', '.join(available)}."
+        )
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, make(name, getattr(parent, child)))
+    return names
