@@ -121,6 +121,39 @@ class Grader:
             return row
 
     def _grade(self, row: dict, index: int, run_notebook: dict, problems: list[Problem]) -> dict:
+        """Run the notebook; when one exercise kills the kernel or the sandbox, run it again from a fresh
+        kernel with that exercise's cell replaced by the course's stub, so one crash costs one exercise."""
+        pristine = self.chapter(row["chapter"])[1]
+        crashed: dict[str, str] = {}  # problem -> what its cell did
+        notebook = run_notebook
+        seconds = 0.0
+        while True:
+            outcome, failure = self._run_once(row, index, notebook, problems)
+            seconds += outcome.seconds
+            results, notes = scoring.exercise_results(problems, outcome.events, failure)
+            culprit = crash_culprit(outcome, failure, notebook)
+            if culprit is None or culprit in crashed or len(crashed) >= len(problems):
+                break
+            done = [e.get("reason") for e in outcome.events if e.get("event") == "done" and e.get("reason")]
+            crashed[culprit] = failure or (done[0] if done else "the kernel stopped")
+            notebook = transplant.stub_exercises(notebook, pristine, set(crashed))
+            index += 100_000  # a fresh work folder for the rerun
+        for name, why in crashed.items():
+            problem = next(p for p in problems if p.name == name)
+            results[name] = scoring.not_graded(problem, f"not graded: {why}")
+        if crashed:
+            names = ", ".join(crashed)
+            notes = [n for n in notes if n not in crashed.values()]
+            notes.insert(0, f"{names} crashed the kernel ({'; '.join(crashed.values())}); a fresh kernel ran the "
+                            f"setup again and graded the other exercises with {names} as the course's stub")
+        row["exercises"] = results
+        row["notes"] += notes
+        row["total"] = round(sum(r["points"] for r in results.values()), 4)
+        row["seconds"] = round(seconds, 2)
+        return row
+
+    def _run_once(self, row: dict, index: int, run_notebook: dict, problems: list[Problem]):
+        """One sandboxed run of ``run_notebook``: the outcome and why it failed ("" when it did not)."""
         limits = self.limits
         runner_args = ["--chapter", row["chapter"], "--problems", ",".join(p.name for p in problems),
                        "--nonce", secrets.token_hex(8), "--cell-timeout", str(limits.cell_timeout),
@@ -128,7 +161,7 @@ class Grader:
                        "--result-limit", str(limits.result_limit)]
         fallback = None
         if not self.use_bwrap:
-            fallback = self.workdir / f"run-{index:04d}"
+            fallback = self.workdir / f"run-{index:06d}"
             fallback.mkdir()
         outcome = sandbox.run_in_sandbox(json.dumps(run_notebook), runner_args, limits, len(problems),
                                          self.hide, self.needed, fallback, self.cancel)
@@ -140,12 +173,37 @@ class Grader:
             last = outcome.stderr_tail.strip().splitlines()[-1:] if outcome.stderr_tail.strip() else []
             if last and not outcome.events:
                 failure += f": {last[0][:160]}"
-        results, notes = scoring.exercise_results(problems, outcome.events, failure)
-        row["exercises"] = results
-        row["notes"] += notes
-        row["total"] = round(sum(r["points"] for r in results.values()), 4)
-        row["seconds"] = outcome.seconds
-        return row
+        return outcome, failure
+
+
+# Kills that one exercise's code can cause and a rerun without it can avoid (not the notebook's wall time,
+# not an interrupted grader).
+_RECOVERABLE_KILLS = ("processes", "memory")
+
+
+def crash_culprit(outcome: sandbox.RunOutcome, failure: str, notebook: dict) -> str | None:
+    """The exercise whose cell (or whose check) killed the kernel or the sandbox, or None.
+
+    The runner reports each cell when it ends, so the culprit of a sandbox kill is the exercise whose
+    check had not been reported yet, or else the cell after the last one reported.
+    """
+    events = outcome.events
+    for event in events:  # the runner saw the kernel die in an exercise cell or in its check
+        if event.get("status") == "dead" and event.get("problem"):
+            return event["problem"]
+    if not outcome.killed or not any(word in outcome.killed for word in _RECOVERABLE_KILLS):
+        return None
+    cells = [e for e in events if e.get("event") == "cell" and e.get("index", -1) >= 0]
+    graded = {e.get("problem") for e in events if e.get("event") == "grade"}
+    if cells and cells[-1].get("kind") == "exercise" and cells[-1].get("problem") not in graded:
+        return cells[-1]["problem"]  # killed while its check ran
+    next_index = cells[-1]["index"] + 1 if cells else 0
+    code = [c for c in notebook["cells"] if c.get("cell_type") == "code"]
+    if next_index < len(code):
+        meta = code[next_index].get("metadata", {}).get("slm_grade", {})
+        if meta.get("kind") == "exercise":
+            return meta.get("problem") or None
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

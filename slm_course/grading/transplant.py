@@ -129,3 +129,14 @@ def transplant(pristine: dict, submission: dict) -> tuple[dict, list[str]]:
         cells.append(kept)
     notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": pristine.get("metadata", {}), "cells": cells}
     return notebook, notes
+
+
+def stub_exercises(run_notebook: dict, pristine: dict, names: set[str]) -> dict:
+    """``run_notebook`` with the cells of the exercises ``names`` replaced by the course's stub cells."""
+    stubs = {exercise_tag(c): _source(c) for c in pristine["cells"]
+             if c.get("cell_type") == "code" and exercise_tag(c)}
+    cells = []
+    for cell in run_notebook["cells"]:
+        problem = cell.get("metadata", {}).get("slm_grade", {}).get("problem")
+        cells.append({**cell, "source": stubs[problem]} if problem in names and problem in stubs else cell)
+    return {**run_notebook, "cells": cells}

@@ -151,12 +151,12 @@ GRADED_AS = {
     "empty": {},
     "partial": {"q1": SOLVED["q1"], "q2": NAIVE_SOFTMAX, "q3": NO_TRANSPOSE},
     "loops_forever": {"q1": SOLVED["q1"], "q2": None, "q3": SOLVED["q3"]},
-    "allocates": {"q1": SOLVED["q1"], "q2": None, "q3": None},
+    "allocates": {"q1": SOLVED["q1"], "q2": None, "q3": SOLVED["q3"]},  # one crash costs one exercise
     "sys_exit": {"q1": SOLVED["q1"], "q2": SOLVED["q2"], "q3": SOLVED["q3"]},
-    "os_exit": {"q1": SOLVED["q1"], "q2": None, "q3": None},
+    "os_exit": {"q1": SOLVED["q1"], "q2": None, "q3": SOLVED["q3"]},  # one crash costs one exercise
     "raises_first": {"q1": None, "q2": SOLVED["q2"], "q3": SOLVED["q3"]},
     "escapes": {"q1": SOLVED["q1"], "q2": SOLVED["q2"], "q3": SOLVED["q3"]},
-    "forks": {"q1": SOLVED["q1"], "q2": None, "q3": None},
+    "forks": {"q1": SOLVED["q1"], "q2": None, "q3": SOLVED["q3"]},  # one crash costs one exercise
     "prints_megabytes": {"q1": SOLVED["q1"], "q2": SOLVED["q2"], "q3": SOLVED["q3"]},
     "redefines_check": {"q1": WRONG_COUNT, "q2": NAIVE_SOFTMAX, "q3": SOLVED["q3"]},
     "patches_cases": {"q1": STUB_COUNT},  # the cheat changes nothing: graded as the stubs it left

@@ -293,3 +293,45 @@ def test_caches_and_config_point_into_the_writable_folder_and_nothing_else_leaks
         assert env[name].startswith(SANDBOX_WORKDIR + "/"), name
     assert env["SLM_COURSE_ASSESSMENT"] == "1" and env["HF_HUB_OFFLINE"] == "1"
     assert "SECRET_TOKEN" not in env
+
+
+def _run_notebook():
+    return transplant.transplant(pristine(), learner_notebook(**SOLVED))[0]
+
+
+def _code_index(notebook, problem):
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    return next(i for i, c in enumerate(code) if c["metadata"]["slm_grade"]["problem"] == problem)
+
+
+def test_the_crash_culprit_is_the_exercise_whose_cell_or_check_was_running():
+    from slm_course.grading.cli import crash_culprit
+    from slm_course.grading.sandbox import RunOutcome
+
+    notebook = _run_notebook()
+    q2 = _code_index(notebook, "q2")
+    cell = lambda i, **kw: {"event": "cell", "index": i, "status": "ok", "kind": "", "problem": "", **kw}  # noqa: E731
+    # The runner saw the kernel die in q2's cell.
+    died = RunOutcome(events=[cell(0), cell(q2, status="dead", kind="exercise", problem="q2")])
+    assert crash_culprit(died, "", notebook) == "q2"
+    # The watchdog killed the sandbox while the cell after the last reported one ran: q2's cell.
+    before_q2 = RunOutcome(events=[cell(q2 - 1)], killed="killed: it used more than 1.5 GB of memory")
+    assert crash_culprit(before_q2, before_q2.killed, notebook) == "q2"
+    # ... or while q2's check ran (its cell reported, its grade not yet).
+    in_check = RunOutcome(events=[cell(q2, kind="exercise", problem="q2")], killed="killed: it started more than 32 processes")
+    assert crash_culprit(in_check, in_check.killed, notebook) == "q2"
+    # A wall-time kill or a clean run names nobody: rerunning would not help.
+    wall = RunOutcome(events=[cell(q2 - 1)], killed="killed: it ran past the grader's hard limit of 300 s")
+    assert crash_culprit(wall, wall.killed, notebook) is None
+    assert crash_culprit(RunOutcome(events=[cell(0), cell(1)]), "", notebook) is None
+
+
+def test_stub_exercises_puts_back_the_course_stub_and_keeps_the_rest():
+    notebook = _run_notebook()
+    stubbed = transplant.stub_exercises(notebook, pristine(), {"q2"})
+    q1, q2 = _code_index(notebook, "q1"), _code_index(notebook, "q2")
+    code_before = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    code_after = [c for c in stubbed["cells"] if c["cell_type"] == "code"]
+    assert "NotImplementedError" in code_after[q2]["source"] and "NotImplementedError" not in code_before[q2]["source"]
+    assert code_after[q1]["source"] == code_before[q1]["source"]  # the learner's other answers stay
+    assert code_after[q2]["metadata"] == code_before[q2]["metadata"]  # still graded as q2

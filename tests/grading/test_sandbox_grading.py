@@ -98,6 +98,10 @@ def test_a_class_of_hostile_notebooks_gets_the_right_table(outside_tmp, tmp_path
     assert "memory" in notes["allocates"]
     assert "processes" in notes["forks"]
     assert "kernel died" in notes["os_exit"]
+    for crashed in ("allocates", "forks", "os_exit"):  # a fresh kernel graded what came after the crash
+        assert "q2 crashed the kernel" in notes[crashed] and "fresh kernel" in notes[crashed], notes[crashed]
+        assert rows[crashed]["exercises"]["q2"]["points"] == 0 and rows[crashed]["exercises"]["q2"]["reason"]
+        assert rows[crashed]["exercises"]["q3"]["status"] == "correct", rows[crashed]
     assert "RuntimeError" in reasons["raises_first"]["q1"]
     assert "output truncated" in notes["prints_megabytes"]
     assert "not valid JSON" in notes["not_json"]
