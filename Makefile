@@ -12,7 +12,7 @@ TEST_ENV := SLM_COURSE_HOME=$(CURDIR)/.cache TIKTOKEN_CACHE_DIR=$(CURDIR)/.cache
 	HF_HOME=$(CURDIR)/.cache/huggingface HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
 
-.PHONY: lab test venv assets assets-test execute build-exercises bench clean help
+.PHONY: lab test venv serve-extra assets assets-test execute build-exercises bench clean help
 
 help:
 	@echo "make lab    create .venv, install, fetch assets, open JupyterLab on notebooks/"
@@ -20,6 +20,7 @@ help:
 	@echo "make execute          re-run every notebook and store its outputs"
 	@echo "make build-exercises  write exercises/ from solutions/"
 	@echo "make bench            run the benchmark scripts"
+	@echo "make serve-extra      add llama.cpp (llama-cpp-python[server]) for chapter 10's serving (compiles, ~11 min once)"
 
 venv: $(STAMP)
 
@@ -32,6 +33,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slm-course)" >/dev/null
 	touch $(STAMP)
 
+# llama.cpp's bindings compile from source (about 11 minutes on 2 cores, once: pip keeps the built wheel).
+SERVE_STAMP := $(VENV)/.installed-serve
+serve-extra: $(SERVE_STAMP)
+
+$(SERVE_STAMP): requirements-serve.txt $(STAMP)
+	@command -v cc >/dev/null && command -v cmake >/dev/null || { echo "llama-cpp-python needs a C/C++ compiler and cmake (Debian: apt-get install build-essential cmake)"; exit 1; }
+	$(PIP) -r requirements-serve.txt $(QUIET_PIP)
+	touch $(SERVE_STAMP)
+
 assets: $(STAMP)
 	$(VENV)/bin/slm-course fetch --all
 
@@ -39,7 +49,7 @@ lab: assets
 	mkdir -p work
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
-assets-test: $(STAMP)
+assets-test: $(STAMP) $(SERVE_STAMP)
 	$(TEST_ENV) $(VENV)/bin/slm-course fetch --all
 	$(TEST_ENV) $(VENV)/bin/slm-course build-shared
 
