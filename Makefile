@@ -34,6 +34,12 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # llama.cpp's bindings compile from source (about 11 minutes on 2 cores, once: pip keeps the built wheel).
+# The course site's generator (MkDocs Material + mkdocs-jupyter), pinned in requirements-dev.txt.
+DEV_STAMP := $(VENV)/.installed-dev
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(PIP) -r requirements-dev.txt $(QUIET_PIP)
+	touch $(DEV_STAMP)
+
 SERVE_STAMP := $(VENV)/.installed-serve
 serve-extra: $(SERVE_STAMP)
 
@@ -49,7 +55,7 @@ lab: assets
 	mkdir -p work
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
-assets-test: $(STAMP) $(SERVE_STAMP)
+assets-test: $(STAMP) $(SERVE_STAMP) $(DEV_STAMP)
 	$(TEST_ENV) $(VENV)/bin/slm-course fetch --all
 	$(TEST_ENV) $(VENV)/bin/slm-course build-shared
 
