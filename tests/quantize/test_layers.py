@@ -1,0 +1,113 @@
+"""Int8Linear / Int4Linear: kernel path equals the dequantize path; swapped into a model; ties survive; QAT."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from slm_course.model import SLM, SLMConfig
+from slm_course.quantize import (
+    FakeQuantLinear, Int4Linear, Int8Linear, QuantizedEmbedding, convert_qat, dequantize, fake_quantize,
+    int4_kernel_available, int8_kernel_available, mean_nll, memory_bytes_in_use, prepare_qat, quantize_model,
+    straight_through, weight_bytes, zeropoint_quantize, absmax_quantize,
+)
+
+
+def tiny(**overrides) -> SLM:
+    torch.manual_seed(0)
+    return SLM(SLMConfig.from_name("tiny", **overrides)).eval()
+
+
+@pytest.fixture
+def linear():
+    torch.manual_seed(0)
+    return nn.Linear(128, 96)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(Int8Linear, {}), (Int4Linear, {"group_size": 32}), (Int4Linear, {"group_size": 64})])
+def test_kernel_and_fallback_agree(linear, cls, kwargs):
+    x = torch.randn(3, 5, 128, generator=torch.Generator().manual_seed(1))
+    fallback = cls.from_linear(linear, use_kernel=False, **kwargs)
+    assert not fallback.use_kernel
+    reference = nn.functional.linear(x, fallback.dequantized_weight(), linear.bias)
+    torch.testing.assert_close(fallback(x), reference)
+    fast = cls.from_linear(linear, **kwargs)
+    available = int8_kernel_available() if cls is Int8Linear else int4_kernel_available()
+    assert fast.use_kernel == available
+    torch.testing.assert_close(fast(x), fallback(x), rtol=1e-4, atol=1e-4)
+
+
+def test_dequantized_weights_match_the_quantizers(linear):
+    w = linear.weight.detach()
+    torch.testing.assert_close(Int8Linear.from_linear(linear).dequantized_weight(),
+                               dequantize(absmax_quantize(w, 8, "channel")))
+    torch.testing.assert_close(Int4Linear.from_linear(linear, 32).dequantized_weight(),
+                               dequantize(zeropoint_quantize(w, 4, "group", 32)))
+    layer = Int4Linear.from_linear(linear, 32)
+    torch.testing.assert_close(layer.rows(torch.tensor([[3, 0]])), layer.dequantized_weight()[[3, 0]][None])
+
+
+@pytest.mark.parametrize("bits,tolerance", [(8, 0.05), (4, 0.6)])
+def test_quantized_model_keeps_the_tie_and_shrinks(bits, tolerance):
+    model = tiny()
+    idx = torch.randint(0, 2048, (2, 24), generator=torch.Generator().manual_seed(2))
+    before, size = model(idx), weight_bytes(model)
+    names = quantize_model(model, bits)
+    assert names[0] == "blocks.0.attn.q_proj" and names[-1] == "lm_head" and len(names) == 4 * 6 + 1
+    assert isinstance(model.tok_emb, QuantizedEmbedding) and model.tok_emb.head[0] is model.lm_head
+    assert not any(isinstance(m, nn.Linear) for m in model.modules())
+    after = model(idx)
+    assert (after - before).abs().max() < tolerance
+    assert weight_bytes(model) < size / (3 if bits == 8 else 4.5)
+    assert memory_bytes_in_use(model) >= weight_bytes(model)
+    # the saved state holds the integers once: no float copy of the embedding
+    assert not any(k.startswith("tok_emb") for k in model.state_dict())
+
+
+def test_untied_model_and_targets():
+    model = tiny(tie_embeddings=False)
+    names = quantize_model(model, 8, skip=["lm_head"])
+    assert "lm_head" not in names and isinstance(model.lm_head, nn.Linear)
+    assert isinstance(model.tok_emb, nn.Embedding)
+    with pytest.raises(ValueError, match="bits must be 8 or 4"):
+        quantize_model(tiny(), 3)
+
+
+def test_straight_through_estimator():
+    w = torch.tensor([0.3, -1.2, 0.9], requires_grad=True)
+    w_q = torch.tensor([0.25, -1.25, 1.0])
+    out = straight_through(w, w_q)
+    assert torch.equal(out.detach(), w_q)
+    (out * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert w.grad.tolist() == [1.0, 2.0, 3.0]  # the gradient passes straight through the rounding
+
+
+def test_qat_wraps_trains_and_converts():
+    model = tiny()
+    names = prepare_qat(model, bits=4, group_size=32)
+    assert all(isinstance(model.get_submodule(n), FakeQuantLinear) for n in names)
+    idx = torch.randint(0, 2048, (4, 33), generator=torch.Generator().manual_seed(3))
+    loss = model.loss(idx[:, :-1], idx[:, 1:])
+    loss.backward()
+    assert model.lm_head.linear.weight.grad is not None and model.lm_head.linear.weight.grad.abs().sum() > 0
+    with torch.no_grad():  # the QAT forward equals the converted int4 model's forward
+        qat_logits = model(idx[:, :-1])
+    convert_qat(model)
+    assert isinstance(model.lm_head, Int4Linear) and isinstance(model.tok_emb, QuantizedEmbedding)
+    torch.testing.assert_close(model(idx[:, :-1]), qat_logits, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="prepare_qat"):
+        convert_qat(tiny())
+
+
+def test_fake_quantize_is_quantize_then_dequantize():
+    w = torch.randn(8, 64, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(fake_quantize(w, 4, 32), dequantize(zeropoint_quantize(w, 4, "group", 32)))
+
+
+def test_mean_nll_of_uniform_model():
+    class Uniform(nn.Module):
+        def forward(self, idx):
+            return torch.zeros(*idx.shape, 50)
+    assert mean_nll(Uniform(), list(range(50)) * 3, context_length=16) == pytest.approx(torch.log(torch.tensor(50.0)).item())
+    with pytest.raises(ValueError, match="at least 17"):
+        mean_nll(Uniform(), [1, 2, 3], context_length=16)
