@@ -18,6 +18,7 @@ def _course_bpe() -> Path:
 
 BUILDS: dict[str, Callable[[], Path]] = {
     "course-bpe": _course_bpe,
+    "smollm2": lambda: __import__("slm_course.weights.smollm2", fromlist=["build_smollm2"]).build_smollm2(),
 }
 
 

@@ -82,56 +82,88 @@ def config_from_hf(hf_config: Any, **overrides: Any) -> SLMConfig:
     return SLMConfig(**fields)
 
 
+# Buffers some GPT-2 checkpoints carry (the causal mask), which are not weights: dropped on load.
+GPT2_IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+
+
+def _take(sd: dict[str, torch.Tensor], key: str, used: set[str]) -> torch.Tensor | None:
+    """``sd[key]`` (marking it used), or None when absent (``load_converted`` then reports it missing)."""
+    if key in sd:
+        used.add(key)
+        return sd[key]
+    return None
+
+
+def _leftovers(sd: Mapping[str, torch.Tensor], used: set[str], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Add the checkpoint's unused keys to ``out`` under their own names, so they show as unexpected."""
+    for key, tensor in sd.items():
+        if key not in used:
+            out[f"(checkpoint) {key}"] = tensor
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def convert_gpt2_state_dict(state_dict: Mapping[str, torch.Tensor], config: SLMConfig) -> dict[str, torch.Tensor]:
-    """GPT-2 names and layouts → ours. Accepts keys with or without the ``transformer.`` prefix."""
-    sd = _strip(state_dict, "transformer.")
-    d = config.d_model
-    out = {"tok_emb.weight": sd["wte.weight"], "pos_emb.weight": sd["wpe.weight"],
-           "final_norm.weight": sd["ln_f.weight"], "final_norm.bias": sd["ln_f.bias"]}
+    """GPT-2 names and layouts → ours. Accepts keys with or without the ``transformer.`` prefix.
+
+    Absent keys are left out (``load_converted`` lists them); unused ones are kept as ``(checkpoint) name``.
+    """
+    sd = {k: v for k, v in _strip(state_dict, "transformer.").items() if not k.endswith(GPT2_IGNORED_SUFFIXES)}
+    d, used = config.d_model, set()
+    out = {"tok_emb.weight": _take(sd, "wte.weight", used), "pos_emb.weight": _take(sd, "wpe.weight", used),
+           "final_norm.weight": _take(sd, "ln_f.weight", used), "final_norm.bias": _take(sd, "ln_f.bias", used)}
     if not config.tie_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
+        out["lm_head.weight"] = _take(sd, "lm_head.weight", used)
+    elif "lm_head.weight" in sd and sd["lm_head.weight"] is not None:
+        used.add("lm_head.weight")  # a tied checkpoint may still list the shared matrix
     for i in range(config.n_layers):
         src = f"h.{i}."
-        qkv_w = sd[src + "attn.c_attn.weight"].t()  # (3·d, d) after the transpose
-        qkv_b = sd[src + "attn.c_attn.bias"]  # (3·d,)
+        qkv_w, qkv_b = _take(sd, src + "attn.c_attn.weight", used), _take(sd, src + "attn.c_attn.bias", used)
         for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
-            out[f"blocks.{i}.attn.{name}.weight"] = qkv_w[j * d:(j + 1) * d]
-            out[f"blocks.{i}.attn.{name}.bias"] = qkv_b[j * d:(j + 1) * d]
+            if qkv_w is not None:  # Conv1D (d, 3·d): transpose to (3·d, d), then rows j·d … (j+1)·d
+                out[f"blocks.{i}.attn.{name}.weight"] = qkv_w.t()[j * d:(j + 1) * d]
+            if qkv_b is not None:
+                out[f"blocks.{i}.attn.{name}.bias"] = qkv_b[j * d:(j + 1) * d]
         for ours, theirs in GPT2_BLOCK_MAP.items():
-            tensor = sd[src + theirs]
-            out[f"blocks.{i}.{ours}"] = tensor.t() if theirs in GPT2_TRANSPOSED else tensor
-    return out
+            tensor = _take(sd, src + theirs, used)
+            out[f"blocks.{i}.{ours}"] = tensor.t() if tensor is not None and theirs in GPT2_TRANSPOSED else tensor
+    return _leftovers(sd, used, out)
 
 
 def convert_llama_state_dict(state_dict: Mapping[str, torch.Tensor], config: SLMConfig) -> dict[str, torch.Tensor]:
     """Llama (``transformers`` layout) names → ours. Accepts keys with or without ``model.``."""
-    sd = _strip(state_dict, "model.")
-    out = {"tok_emb.weight": sd["embed_tokens.weight"], "final_norm.weight": sd["norm.weight"]}
+    sd, used = _strip(state_dict, "model."), set()
+    out = {"tok_emb.weight": _take(sd, "embed_tokens.weight", used), "final_norm.weight": _take(sd, "norm.weight", used)}
     if not config.tie_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
+        out["lm_head.weight"] = _take(sd, "lm_head.weight", used)
+    elif "lm_head.weight" in sd:
+        used.add("lm_head.weight")
     for i in range(config.n_layers):
         for ours, theirs in LLAMA_BLOCK_MAP.items():
-            key = f"layers.{i}.{theirs}"
-            if key in sd:
-                out[f"blocks.{i}.{ours}"] = sd[key]
-    return out
+            if ours.endswith(".bias") and not config.qkv_bias:
+                continue
+            out[f"blocks.{i}.{ours}"] = _take(sd, f"layers.{i}.{theirs}", used)
+    return _leftovers(sd, used, out)
 
 
 def load_converted(model: SLM, converted: Mapping[str, torch.Tensor]) -> SLM:
-    """Copy ``converted`` (our names) into ``model``, checking every shape and that no key is left over."""
-    expected = {k: v for k, v in model.state_dict().items()}
+    """Copy ``converted`` (our names) into ``model``: one shape check per tensor, and one ``ValueError``
+    that lists every missing, unexpected and mis-shaped key at once."""
+    expected = dict(model.state_dict())
     if model.config.tie_embeddings:
         expected.pop("lm_head.weight", None)
     missing = sorted(set(expected) - set(converted))
-    extra = sorted(set(converted) - set(expected))
-    if missing or extra:
-        raise ValueError(f"weights do not match the model: missing {missing[:5]}, unexpected {extra[:5]}.")
+    unexpected = sorted(set(converted) - set(expected))
+    misshaped = [f"{k} (checkpoint shape {tuple(converted[k].shape)}, model shape {tuple(expected[k].shape)})"
+                 for k in sorted(set(converted) & set(expected))
+                 if tuple(converted[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or misshaped:
+        parts = [f"{len(missing)} missing: {', '.join(missing)}" if missing else "",
+                 f"{len(unexpected)} unexpected: {', '.join(unexpected)}" if unexpected else "",
+                 f"{len(misshaped)} with the wrong shape: {'; '.join(misshaped)}" if misshaped else ""]
+        raise ValueError("The weights do not match the model's config; " + ". ".join(p for p in parts if p)
+                         + ". Check that the config was built from the same checkpoint.")
     with torch.no_grad():
         for key, tensor in converted.items():
-            if tuple(tensor.shape) != tuple(expected[key].shape):
-                raise ValueError(
-                    f"{key}: the checkpoint has shape {tuple(tensor.shape)}, the model {tuple(expected[key].shape)}."
-                )
             expected[key].copy_(tensor)
     return model
 
