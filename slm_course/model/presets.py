@@ -45,6 +45,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mixtral-8x7b": dict(vocab_size=32000, context_length=32768, d_model=4096, n_layers=32, n_heads=32,
                          n_kv_heads=8, d_ff=14336, tie_embeddings=False, rope_theta=1_000_000.0,
                          n_experts=8, n_experts_active=2, **_LLAMA_STYLE),
+    # Phi-2 (2023, 2.7B): GPT-style LayerNorm, GELU and biases, rotary positions on 32 of each head's 80
+    # features, untied head. Two details our switches leave out change its count, and LAYOUT_DIFFERENCES
+    # states them: each block runs attention and feed-forward side by side from ONE LayerNorm (ours has
+    # two), and its output layer has a bias.
+    "phi2-2.7b": dict(vocab_size=51200, context_length=2048, d_model=2560, n_layers=32, n_heads=32,
+                      d_ff=10240, norm="layernorm", positions="rope", mlp="gelu", tie_embeddings=False,
+                      qkv_bias=True, bias=True),
+    # IBM Granite 3.1 2B (2024, dense): the Llama layout with grouped-query attention (32 → 8) and a tied
+    # head. Granite also multiplies embeddings, attention scores, residuals and logits by fixed scalars
+    # (muP-style), which are not parameters.
+    "granite-3.1-2b": dict(vocab_size=49155, context_length=131072, d_model=2048, n_layers=40, n_heads=32,
+                           n_kv_heads=8, d_ff=8192, tie_embeddings=True, rope_theta=5_000_000.0,
+                           norm_eps=1e-5, **_LLAMA_STYLE),
+    # IBM Granite 3.0 1B-A400M (2024, mixture of experts): 32 small SwiGLU experts per layer (width 512),
+    # 8 used per token; tied head. "A400M": about 400M parameters active per token, embeddings aside.
+    "granite-3.0-1b-a400m": dict(vocab_size=49155, context_length=4096, d_model=1024, n_layers=24, n_heads=16,
+                                 n_kv_heads=8, d_ff=512, tie_embeddings=True, norm_eps=1e-6,
+                                 n_experts=32, n_experts_active=8, **_LLAMA_STYLE),
+    # IBM Granite 3.1 3B-A800M (2024, mixture of experts): 40 experts of width 512, 8 per token; tied head.
+    "granite-3.1-3b-a800m": dict(vocab_size=49155, context_length=131072, d_model=1536, n_layers=32, n_heads=24,
+                                 n_kv_heads=8, d_ff=512, tie_embeddings=True, rope_theta=10_000_000.0,
+                                 norm_eps=1e-6, n_experts=40, n_experts_active=8, **_LLAMA_STYLE),
 }
 
 # Exact parameter counts of the released models (values stored in their checkpoints, a tied output
@@ -57,8 +79,16 @@ PUBLISHED_PARAMETERS: dict[str, int] = {
     "phi3-mini": 3_821_079_552,
     "llama3-8b": 8_030_261_248,
     "mixtral-8x7b": 46_702_792_704,
+    "granite-3.1-2b": 2_533_531_648,  # granite-3.1-2b-instruct (the base checkpoint's vocabulary is 3 ids shorter)
+    "granite-3.0-1b-a400m": 1_334_628_352,
+    "granite-3.1-3b-a800m": 3_298_793_472,
 }
-# Mixtral's parameters used per token (2 of 8 experts), exactly.
+# Released sizes our switches cannot reproduce exactly, as (exact released count, released − counted, why).
+LAYOUT_DIFFERENCES: dict[str, tuple[int, int, str]] = {
+    "phi2-2.7b": (2_779_683_840, 51_200 - 32 * 2 * 2560,
+                  "one shared LayerNorm per block (32 × 5,120 fewer) and a bias on the output layer (+51,200)"),
+}
+# Mixture-of-experts parameters used per token, exactly (the embeddings included).
 PUBLISHED_ACTIVE_PARAMETERS: dict[str, int] = {"mixtral-8x7b": 12_879_925_248}
 # The rounded sizes the model cards and papers quote, as (figure, the unit it is rounded to): the exact
 # count must round to the figure. Gemma 2B is left out: its "2B" counts the non-embedding weights only.
@@ -69,8 +99,18 @@ NAMEPLATE_PARAMETERS: dict[str, tuple[float, float]] = {
     "phi3-mini": (3.8e9, 0.1e9),
     "llama3-8b": (8e9, 1e9),
     "mixtral-8x7b": (46.7e9, 0.1e9),
+    "phi2-2.7b": (2.7e9, 0.1e9),  # the card's "2.7B" truncates 2.78B
+    "granite-3.1-2b": (2.5e9, 0.1e9),
+    "granite-3.0-1b-a400m": (1.3e9, 0.1e9),
+    "granite-3.1-3b-a800m": (3.3e9, 0.1e9),
 }
 NAMEPLATE_ACTIVE_PARAMETERS: dict[str, tuple[float, float]] = {"mixtral-8x7b": (12.9e9, 0.1e9)}
+# Granite's "A400M"/"A800M" count the active parameters WITHOUT the (tied) embedding table.
+NAMEPLATE_ACTIVE_NON_EMBEDDING: dict[str, tuple[float, float]] = {
+    "granite-3.0-1b-a400m": (0.4e9, 0.1e9),
+    "granite-3.1-3b-a800m": (0.8e9, 0.1e9),
+}
 
 # The SLMs chapter 3 surveys, smallest first (for tables and the memory plot).
-SURVEYED = ["gpt2-124m", "smollm2-135m", "openelm-270m", "gemma-2b", "phi3-mini", "llama3-8b", "mixtral-8x7b"]
+SURVEYED = ["gpt2-124m", "smollm2-135m", "openelm-270m", "granite-3.0-1b-a400m", "gemma-2b", "granite-3.1-2b",
+            "phi2-2.7b", "granite-3.1-3b-a800m", "phi3-mini", "llama3-8b", "mixtral-8x7b"]

@@ -28,9 +28,12 @@ from slm_course.model import (
 )
 from slm_course.model.counting import RUNTIME_OVERHEAD_BYTES, GiB, memory_needed
 from slm_course.model.presets import (
+    LAYOUT_DIFFERENCES,
+    NAMEPLATE_ACTIVE_NON_EMBEDDING,
     NAMEPLATE_ACTIVE_PARAMETERS,
     NAMEPLATE_PARAMETERS,
     PUBLISHED_ACTIVE_PARAMETERS,
+    SURVEYED,
 )
 
 
@@ -70,6 +73,10 @@ def test_published_sizes_exactly(name):
 @pytest.mark.parametrize("name", list(NAMEPLATE_PARAMETERS))
 def test_counts_round_to_the_model_card_figure(name):
     figure, unit = NAMEPLATE_PARAMETERS[name]
+    if name in LAYOUT_DIFFERENCES:  # the card rounds the released count, not our layout's
+        released = LAYOUT_DIFFERENCES[name][0]
+        assert abs(released - figure) < unit, (name, released)
+        return
     counted = count_parameters(SLMConfig.from_name(name))
     assert abs(counted - figure) <= unit / 2, f"{name}: {counted:,} does not round to {figure:,.0f}"
 
@@ -131,6 +138,17 @@ HF_SHAPES = {  # published hyper-parameters, typed independently of our presets
         vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=8, num_local_experts=8, num_experts_per_tok=2,
         tie_word_embeddings=False)),
+    "granite-3.1-2b": ("GraniteForCausalLM", "GraniteConfig", dict(
+        vocab_size=49155, hidden_size=2048, intermediate_size=8192, num_hidden_layers=40,
+        num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=True)),
+    "granite-3.0-1b-a400m": ("GraniteMoeForCausalLM", "GraniteMoeConfig", dict(
+        vocab_size=49155, hidden_size=1024, intermediate_size=512, num_hidden_layers=24,
+        num_attention_heads=16, num_key_value_heads=8, num_local_experts=32, num_experts_per_tok=8,
+        tie_word_embeddings=True)),
+    "granite-3.1-3b-a800m": ("GraniteMoeForCausalLM", "GraniteMoeConfig", dict(
+        vocab_size=49155, hidden_size=1536, intermediate_size=512, num_hidden_layers=32,
+        num_attention_heads=24, num_key_value_heads=8, num_local_experts=40, num_experts_per_tok=8,
+        tie_word_embeddings=True)),
 }
 
 
@@ -209,3 +227,36 @@ def test_every_preset_is_countable():
     for name in PRESETS:
         config = SLMConfig.from_name(name)
         assert count_parameters(config) == analytic_parameters(config) > 0
+
+
+def test_granite_moe_active_parameters_match_the_names():
+    # "1B-A400M" and "3B-A800M" name the parameters one token uses, the embedding table aside.
+    for name, (figure, unit) in NAMEPLATE_ACTIVE_NON_EMBEDDING.items():
+        config = SLMConfig.from_name(name)
+        active = count_parameters(config, active=True)
+        embedding = config.vocab_size * config.d_model + config.d_model  # tied table + final norm
+        assert abs(active - embedding - figure) < unit / 2, name
+        assert active < count_parameters(config) / 3  # 8 of 32 or 40 experts
+    assert count_parameters(SLMConfig.from_name("granite-3.1-3b-a800m"), active=True) == 882_874_368
+
+
+def test_phi2_released_size_and_the_stated_layout_difference():
+    config = SLMConfig.from_name("phi2-2.7b")
+    released, difference, _ = LAYOUT_DIFFERENCES["phi2-2.7b"]
+    assert released == 2_779_683_840  # PhiForCausalLM's checkpoint, every tensor counted
+    # one LayerNorm (weight + bias) fewer per block, one output bias (vocab_size) more
+    assert difference == config.vocab_size - config.n_layers * 2 * config.d_model
+    assert count_parameters(config) + difference == released
+    transformers = pytest.importorskip("transformers")
+    with torch.device("meta"):
+        reference = transformers.PhiForCausalLM(transformers.PhiConfig(
+            vocab_size=51200, hidden_size=2560, intermediate_size=10240, num_hidden_layers=32,
+            num_attention_heads=32, partial_rotary_factor=0.4, tie_word_embeddings=False))
+    assert sum(p.numel() for p in reference.parameters()) == released
+
+
+def test_the_survey_covers_the_families_the_course_names():
+    families = {"gpt2", "smollm2", "openelm", "gemma", "phi2", "phi3", "llama3", "mixtral", "granite"}
+    assert families == {name.split("-")[0] for name in SURVEYED}
+    assert {SLMConfig.from_name(n).family for n in SURVEYED if n.startswith("granite")} == {"dense", "moe"}
+    assert all(n in PUBLISHED_PARAMETERS or n in LAYOUT_DIFFERENCES for n in SURVEYED)
