@@ -17,12 +17,16 @@ from slm_course.exercises.core import (
     Problem,
     call,
     compare_values,
+    describe,
+    forbid,
     problems_of,
+    random_tensor,
+    show,
 )
 
 __all__ = [
     "CORRECT", "INCORRECT", "NOT_ATTEMPTED", "Case", "CheckResult", "Problem", "call",
-    "compare_values", "problems_of", "load_chapter",
+    "compare_values", "describe", "forbid", "problems_of", "random_tensor", "show", "load_chapter",
 ]
 
 

@@ -5,7 +5,12 @@ The learner writes a function or class in a tagged notebook cell and calls ``q1.
 
 - an untouched stub (it raises ``NotImplementedError``) is *not attempted*;
 - when the learner's code raises, they see their own traceback (our frames removed);
-- a wrong answer names the input, the expected value and the actual one (shape and dtype for tensors);
+- a wrong answer names the input, says what differs first (by position in words for nested
+  results, see :mod:`slm_course.exercises.compare`), then shows the expected and actual values;
+- an input edited in place, or a forbidden shortcut, fails the case with a sentence saying so
+  (:mod:`slm_course.exercises.rules`);
+- ``check`` (not the grader) warns when the answer reads a name that only a cell the grader does not
+  run defines (:mod:`slm_course.exercises.scope`);
 - ``check`` returns a :class:`CheckResult` the grader reads (status, cases passed of total, points).
 
 Expected values are computed by :meth:`Problem.prepare` from the package's own implementation,
@@ -13,13 +18,15 @@ so a grader can take them before any learner code runs.
 """
 from __future__ import annotations
 
-import copy
-import math
+import functools
 import os
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from slm_course.exercises.compare import _plain, compare_values, describe
+from slm_course.exercises.rules import RULE_ERRORS, call, forbid
 
 _NOTHING = object()  # check() called without an argument
 
@@ -86,26 +93,21 @@ class Case:
     ``label`` shows the input the way the learner would write the call, e.g. ``"causal_mask(3)"``.
     ``expected`` may be a zero-argument callable; :meth:`Problem.prepare` evaluates it once.
     ``compare(expected, actual)`` returns ``None`` when they agree, else a sentence saying how not.
+    ``parts`` names the positions of a nested result for the default comparison, one entry per
+    level: ``("window", ("input", "target"), "position")`` -> "window 0, target, position 1"
+    (see :mod:`slm_course.exercises.compare`). It is folded into ``compare`` when the case is made,
+    so it survives every copy of the case (the grader's too).
     """
 
     label: str
     run: Callable[[Any], Any]
     expected: Any
     compare: Callable[[Any, Any], str | None] | None = None
+    parts: Sequence[Any] | None = None
 
-
-def call(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-    """A ``Case.run`` that calls the learner's function with fresh copies of ``args``/``kwargs``.
-
-    ``copy.deepcopy`` is taken when the case is built, so a grader that builds its cases before any
-    learner code runs keeps the real one even if the notebook later patches the ``copy`` module.
-    """
-    deepcopy = copy.deepcopy
-
-    def run(obj: Any) -> Any:
-        return obj(*deepcopy(args), **deepcopy(kwargs))
-
-    return run
+    def __post_init__(self) -> None:
+        if self.parts is not None and self.compare is None:
+            self.compare = functools.partial(compare_values, parts=tuple(self.parts))
 
 
 def random_tensor(*shape: int, seed: int):
@@ -116,112 +118,20 @@ def random_tensor(*shape: int, seed: int):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-# --------------------------------------------------------------------------- comparing values
-
-def describe(value: Any, limit: int = 160) -> str:
-    """A short description of a value for messages: tensors by shape and dtype, the rest by repr."""
+def show(value: Any) -> str:
+    """A short input written whole for a case label: ``show(torch.tensor([0., 100.]))`` gives
+    ``tensor([0.0, 100.0])``; lists and strings as Python writes them, floats rounded."""
     try:
         import torch
 
         if isinstance(value, torch.Tensor):
-            text = f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
-            if value.numel() <= 12:
-                text += f": {[round(v, 4) if isinstance(v, float) else v for v in value.flatten().tolist()]}"
-            return text
+            return f"tensor({_plain(value.tolist(), [400])})"
     except ImportError:  # pragma: no cover
         pass
-    try:
-        import numpy as np
-
-        if isinstance(value, np.ndarray):
-            return f"array of shape {value.shape}, dtype {value.dtype}"
-    except ImportError:  # pragma: no cover
-        pass
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + " …"
+    return _plain(value, [400])
 
 
-def compare_values(expected: Any, actual: Any, *, rtol: float = 1e-4, atol: float = 1e-5) -> str | None:
-    """``None`` when ``actual`` matches ``expected``, else a sentence saying what differs.
-
-    Tensors and arrays: same type, shape, dtype, values within ``rtol``/``atol``. Floats: close.
-    Lists, tuples and dicts: compared item by item. Everything else: ``==``.
-    """
-    if actual is None and expected is not None:
-        return "got None; did you forget a `return`?"
-    try:
-        import torch
-
-        if isinstance(expected, torch.Tensor):
-            if not isinstance(actual, torch.Tensor):
-                return f"expected a tensor, got {type(actual).__name__}"
-            if tuple(actual.shape) != tuple(expected.shape):
-                return f"expected shape {tuple(expected.shape)}, got shape {tuple(actual.shape)}"
-            if actual.dtype != expected.dtype:
-                return f"expected dtype {expected.dtype}, got dtype {actual.dtype}"
-            a, e = actual.detach().cpu(), expected.detach().cpu()
-            if e.dtype.is_floating_point or e.is_complex():
-                if not torch.allclose(a, e, rtol=rtol, atol=atol, equal_nan=True):
-                    diff = (a.double() - e.double()).abs().nan_to_num(float("inf")).max().item()
-                    return f"values differ (largest difference {diff:.3g})"
-            elif not torch.equal(a, e):
-                wrong = (a != e).sum().item()
-                return f"{wrong} of {e.numel()} values differ"
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import numpy as np
-
-        if isinstance(expected, np.ndarray):
-            if not isinstance(actual, np.ndarray):
-                return f"expected a NumPy array, got {type(actual).__name__}"
-            if actual.shape != expected.shape:
-                return f"expected shape {expected.shape}, got shape {actual.shape}"
-            if not np.allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True):
-                return "values differ"
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(expected, bool) or expected is None:
-        return None if actual == expected and type(actual) is type(expected) else f"expected {expected!r}, got {describe(actual)}"
-    if isinstance(expected, float):
-        if not isinstance(actual, (int, float)) or isinstance(actual, bool):
-            return f"expected a number, got {type(actual).__name__}"
-        if not math.isclose(float(actual), expected, rel_tol=rtol, abs_tol=atol):
-            return f"expected {expected:.6g}, got {float(actual):.6g}"
-        return None
-    if isinstance(expected, (list, tuple)):
-        if not isinstance(actual, (list, tuple)):
-            return f"expected a {type(expected).__name__}, got {type(actual).__name__}"
-        if len(actual) != len(expected):
-            return f"expected {len(expected)} items, got {len(actual)}"
-        for index, (e, a) in enumerate(zip(expected, actual)):
-            reason = compare_values(e, a, rtol=rtol, atol=atol)
-            if reason:
-                return f"item {index}: {reason}"
-        return None
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return f"expected a dict, got {type(actual).__name__}"
-        missing = [k for k in expected if k not in actual]
-        extra = [k for k in actual if k not in expected]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing keys {describe(missing[:5])}")
-            if extra:
-                parts.append(f"unexpected keys {describe(extra[:5])}")
-            return "; ".join(parts)
-        for key in expected:
-            reason = compare_values(expected[key], actual[key], rtol=rtol, atol=atol)
-            if reason:
-                return f"at key {key!r}: {reason}"
-        return None
-    if actual != expected:
-        return f"expected {describe(expected)}, got {describe(actual)}"
-    return None
-
+# --------------------------------------------------------------------------- messages
 
 def _learner_traceback(error: BaseException) -> str:
     """The traceback of ``error`` without the frames of this package's checking code."""
@@ -256,7 +166,7 @@ class Problem:
             prepared = []
             for case in self.cases():
                 expected = case.expected() if callable(case.expected) else case.expected
-                prepared.append(Case(case.label, case.run, expected, case.compare))
+                prepared.append(replace(case, expected=expected))
             self._prepared = prepared
         return self._prepared
 
@@ -275,23 +185,48 @@ class Problem:
             )
         else:
             result = self._evaluate(obj)
+            warning = self._scope_warning(obj)
+            if warning:
+                result.message = f"{result.message}\n{warning}"
         if not quiet:
             print(result.message)
         return result
 
+    def _scope_warning(self, obj: Any) -> str | None:
+        """The warning about names from outside the graded cells (see :mod:`slm_course.exercises.scope`)."""
+        if obj is None:
+            return None
+        from slm_course.exercises import load_chapter, problems_of
+        from slm_course.exercises.scope import scope_warning
+
+        try:
+            targets = [p.target for p in problems_of(load_chapter(self.chapter))]
+        except Exception:  # noqa: BLE001 - a toy problem without a chapter module
+            targets = [self.target]
+        return scope_warning(obj, self.chapter, self.target, targets)
+
     def hint(self, level: int = 1) -> ShownText | None:
-        """Show hint ``level`` (1 is a nudge; higher levels say more)."""
+        """Show hint ``level``: 1 names the idea, 2 gives a skeleton with blanks; ``solution()`` the code.
+
+        Asking past the last level says so and shows the last hint (it never silently clamps).
+        """
         if assessment_mode():
             print(f"{self.name}: hints are switched off during assessment (SLM_COURSE_ASSESSMENT is set).")
             return None
         if not self.hints:
             print(f"{self.name} has no hints.")
             return None
-        if not isinstance(level, int) or level < 1:
-            raise ValueError(f"hint level must be a whole number from 1 to {len(self.hints)}, got {level!r}")
-        level = min(level, len(self.hints))
-        more = f" (try hint({level + 1}) for more)" if level < len(self.hints) else ""
-        text = f"Hint {level}/{len(self.hints)} for {self.name}{more}: {self.hints[level - 1]}"
+        count = len(self.hints)
+        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+            raise ValueError(f"hint level must be a whole number from 1 to {count}, got {level!r}")
+        note = ""
+        if level > count:
+            note = (f"{self.name} has {count} hint level{'s' if count > 1 else ''}, not {level}: "
+                    f"here is the last one; `{self.name}.solution()` shows the code.\n")
+            level = count
+        more = (f" (try hint({level + 1}) for more)" if level < count
+                else f" (the last hint; `{self.name}.solution()` shows the code)")
+        text = f"{note}Hint {level}/{count} for {self.name}{more}: {self.hints[level - 1]}"
         print(text)
         return ShownText(text)
 
@@ -336,10 +271,13 @@ class Problem:
                 continue
             except Exception as error:  # the learner's code raised: show their traceback
                 if first_failure is None:
-                    first_failure = (
-                        f"`{case.label}` raised {type(error).__name__}",
-                        f"Your code raised an error on `{case.label}`:\n{_learner_traceback(error)}",
-                    )
+                    if type(error).__name__ in RULE_ERRORS:  # an input edited in place, a forbidden call
+                        first_failure = (f"`{case.label}`: {error}", f"On `{case.label}`: {error}.")
+                    else:
+                        first_failure = (
+                            f"`{case.label}` raised {type(error).__name__}",
+                            f"Your code raised an error on `{case.label}`:\n{_learner_traceback(error)}",
+                        )
                 continue
             compare = case.compare or compare_values
             reason = compare(case.expected, actual)
@@ -348,8 +286,8 @@ class Problem:
             elif first_failure is None:
                 first_failure = (
                     f"`{case.label}`: {reason}",
-                    f"Expected `{case.label}` to give {describe(case.expected)}, "
-                    f"but got {describe(actual)} instead ({reason}).",
+                    f"On `{case.label}`: {reason}.\n  expected: {describe(case.expected)}\n"
+                    f"  got:      {describe(actual)}",
                 )
         if not_implemented == total:
             return self._result(

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from slm_course.exercises import CORRECT, INCORRECT, NOT_ATTEMPTED, Case, Problem, call, compare_values
+from slm_course.exercises import (
+    CORRECT, INCORRECT, NOT_ATTEMPTED, Case, Problem, call, compare_values, describe, forbid, show,
+)
 
 
 def reference_double(x: torch.Tensor) -> torch.Tensor:
@@ -135,3 +137,179 @@ def test_check_needs_the_function_not_its_result():
     assert result.status == INCORRECT and "not its result" in result.message and "q1.check(double)" in result.message
     with pytest.raises(TypeError, match=r"call `q1.check\(double\)`"):
         problem.check()
+
+
+# --------------------------------------------------------------------------- rules and messages
+
+def test_in_place_edit_of_an_input_is_incorrect_and_names_the_argument():
+    problem = make_problem()
+
+    def edits(x):
+        x.mul_(2)
+        return x
+
+    result = problem.check(edits, quiet=True)
+    assert result.status == INCORRECT and result.passed == 1  # zeros * 2 == zeros: nothing changed there
+    assert "changed its input `x` in place" in result.message and "clone" in result.message
+
+    def appends(scores, extra):
+        scores.append(extra)
+        return sorted(scores)
+
+    case = Case("f([3, 1], 2)", call([3, 1], 2), [1, 2, 3])
+    listy = make_problem(cases=lambda: [case])
+    message = listy.check(appends, quiet=True).message
+    assert "changed its input `scores` in place" in message
+    assert listy.check(lambda scores, extra: sorted([*scores, extra]), quiet=True).status == CORRECT
+
+
+def test_in_place_edit_of_a_dict_or_keyword_argument_is_caught():
+    def adds_key(vocab, token="<|unk|>"):
+        vocab.setdefault(token, len(vocab))
+        return vocab[token]
+
+    problem = make_problem(cases=lambda: [Case("f({'a': 0})", call({"a": 0}, token="b"), 1)])
+    message = problem.check(adds_key, quiet=True).message
+    assert "`vocab`" in message and "dict(d)" in message
+    assert problem.check(lambda vocab, token: {**vocab, token: len(vocab)}[token], quiet=True).status == CORRECT
+
+
+def test_nan_inputs_left_alone_are_not_reported_as_changed():
+    nan = torch.tensor([float("nan"), 1.0])
+    problem = make_problem(cases=lambda: [Case("f(nan)", call(nan), lambda: nan.nan_to_num(0.0))])
+    assert problem.check(lambda x: x.nan_to_num(0.0), quiet=True).status == CORRECT
+    assert problem.check(lambda x: x.nan_to_num_(0.0), quiet=True).status == INCORRECT
+
+
+@pytest.mark.parametrize(
+    "expected, actual, fragment",
+    [
+        ((1, 2), [1, 2], "expected a tuple, got a list"),
+        ([1, 2], (1, 2), "expected a list, got a tuple"),
+        (3, 3.0, "expected 3 (an int), got float"),
+        (3, True, "expected 3 (an int), got bool"),
+        (True, 1, "expected True (a bool), got int"),
+        (0.5, "0.5", "expected 0.5 (a float), got str"),
+        ("a", ["a"], "expected a str, got list"),
+    ],
+)
+def test_types_are_exact_where_a_statement_names_one(expected, actual, fragment):
+    assert fragment in compare_values(expected, actual)
+
+
+def test_an_int_is_accepted_where_a_float_is_expected():
+    assert compare_values(0.0, 0) is None and compare_values(2.0, 2) is None
+    assert compare_values(2.0, 3) == "expected 2.0, got 3.0"
+
+
+def test_nan_is_reported_as_nan():
+    assert compare_values(0.5, float("nan")) == "expected 0.5, got NaN"
+    reason = compare_values(torch.tensor([0.0, 1.0]), torch.tensor([0.0, float("nan")]))
+    assert "got NaN" in reason and "NaN at 1 position" in reason and "inf" not in reason
+    assert compare_values(torch.tensor([float("nan")]), torch.tensor([float("nan")])) is None
+
+
+def test_when_only_values_differ_that_is_said_first_with_the_place():
+    reason = compare_values(torch.zeros(2, 3), torch.zeros(2, 3).index_put_((torch.tensor(1), torch.tensor(2)), torch.tensor(0.25)))
+    assert reason.startswith("the shape (2, 3) and dtype are right, but 1 of 6 values differ")
+    assert "index [1, 2]: expected 0.0, got 0.25" in reason
+
+
+def test_floats_are_rounded_but_keep_the_digits_that_differ():
+    assert compare_values(1 / 3, 0.3334) == "expected 0.3333, got 0.3334"
+    assert compare_values(0.5, 0.5007) == "expected 0.5, got 0.5007"
+    assert "0.3333" in describe([1 / 3]) and "0.33333" not in describe([1 / 3])
+
+
+def test_nested_results_are_described_by_position_in_words():
+    parts = ("window", ("input", "target"), "position")
+    expected = [([1, 2], [2, 3]), ([3, 4], [4, 5])]
+    actual = [([1, 2], [2, 3]), ([3, 4], [4, 6])]
+    assert compare_values(expected, actual, parts=parts) == "window 1, target, position 1: expected 5, got 6"
+    assert compare_values(expected, actual) == "item 1, item 1, item 1: expected 5, got 6"
+    case = Case("pairs", call(), expected, parts=parts)  # parts folded into compare: survives copies
+    assert "window 1, target" in Case(case.label, case.run, case.expected, case.compare).compare(expected, actual)
+
+
+def test_a_failure_message_says_what_differs_then_both_values():
+    result = make_problem().check(lambda x: x * 3, quiet=True)
+    first_line = result.message.splitlines()[0]
+    assert "On `double(tensor([1., 2.]))`: the shape (2,) and dtype are right, but 2 of 2 values differ" in first_line
+    assert "expected: tensor of shape (2,)" in result.message and "got:      tensor" in result.message
+
+
+def test_show_writes_a_short_input_whole():
+    assert show(torch.tensor([0.0, 100.0])) == "tensor([0.0, 100.0])"
+    assert show([[1, 2], [3]]) == "[[1, 2], [3]]" and show("a b") == "'a b'"
+
+
+def test_forbidden_function_is_refused_however_it_is_spelled():
+    import torch.nn.functional as F
+    from torch import softmax as imported_softmax
+
+    x = torch.tensor([1.0, 2.0])
+
+    def cases():
+        return [Case("softmax(tensor([1., 2.]))", forbid(call(x), "torch.softmax", "torch.nn.functional.softmax",
+                                                         "torch.Tensor.softmax", advice="Use exp and sum."),
+                     lambda: torch.softmax(x, -1))]
+
+    problem = make_problem(cases=cases)
+    spellings = [lambda v: torch.softmax(v, -1), lambda v: F.softmax(v, -1), lambda v: v.softmax(-1),
+                 lambda v: torch.nn.Softmax(dim=-1)(v), lambda v: imported_softmax(v, -1)]
+    for answer in spellings:
+        result = problem.check(answer, quiet=True)
+        assert result.status == INCORRECT and "asks you not to use" in result.message, result.message
+        assert "Use exp and sum." in result.message
+    assert problem.check(lambda v: v.exp() / v.exp().sum(), quiet=True).status == CORRECT
+    assert torch.softmax(x, -1).shape == (2,) and "softmax" not in vars(torch.Tensor)  # restored
+
+
+def test_hint_past_the_last_level_says_so(capsys):
+    problem = make_problem()
+    text = problem.hint(5)
+    assert "has 2 hint levels, not 5" in text and "q1.solution()" in text and text.endswith("Return `x * 2`.")
+    assert "the last hint" in problem.hint(2)
+    with pytest.raises(ValueError):
+        problem.hint(True)
+
+
+def test_check_warns_about_names_from_cells_the_grader_does_not_run(monkeypatch, capsys):
+    import linecache
+
+    from slm_course.exercises import ch00, scope
+
+    monkeypatch.setattr(scope, "setup_names", lambda chapter: frozenset({"torch", "q2"}))
+    folder = "/tmp/ipykernel_test"
+    scratch, exercise, other = f"{folder}/1.py", f"{folder}/2.py", f"{folder}/3.py"
+    sources = {
+        scratch: "import numpy as np\nSCALE = 2\ndef helper(x):\n    return x\n",
+        other: "def split_heads(x, h):\n    return x\ndef shared(x):\n    return x\n",
+        exercise: ("import math\ndef softmax(x):\n    y = helper(x) * SCALE + np.float32(math.e)\n"
+                   "    return shared(torch.exp(y))\n"),
+    }
+    namespace = {"__name__": "__main__"}
+    for filename, source in sources.items():
+        lines = source.splitlines(keepends=True)
+        monkeypatch.setitem(linecache.cache, filename, (len(source), None, lines, filename))
+        exec(compile(source, filename, "exec"), namespace)
+    namespace["torch"] = torch
+    names = scope.outside_names(namespace["softmax"], "00", ["count_words", "softmax", "split_heads"])
+    assert names == ["helper", "SCALE", "np"]  # math: own cell; shared: another exercise cell; torch: setup
+    message = ch00.q2.check(namespace["softmax"]).message
+    assert "⚠ Your `softmax` uses `helper`, `SCALE`, `np`" in message and "would get 0" in message
+    assert "⚠" not in ch00.q2.check(lambda x: x, quiet=True).message  # not a notebook cell: no warning
+
+
+def test_rule_errors_replayed_by_name_read_as_the_rule_not_as_a_crash():
+    # The grader carries an error out of the sandbox by class name and message, then re-raises a
+    # class of that name: the verdict must be the same sentence as in the notebook.
+    replayed = type("InputChanged", (Exception,), {})
+
+    def run(obj):
+        raise replayed("your function changed its input `x` in place; the caller still needs it")
+
+    problem = make_problem(cases=lambda: [Case("f(x)", run, 1)])
+    result = problem._evaluate(object())
+    assert result.status == INCORRECT and result.reason.startswith("`f(x)`: your function changed its input `x`")
+    assert "Traceback" not in result.message
