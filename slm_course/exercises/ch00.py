@@ -9,7 +9,15 @@ from __future__ import annotations
 import torch
 
 from slm_course.attention import split_heads
-from slm_course.exercises.core import Case, Problem, call
+from slm_course.exercises.core import Case, Problem, call, forbid, show
+
+# The statement of q2 forbids PyTorch's own softmax; these are every public way to reach it (and
+# its log-space twin, exp(log_softmax) being the same shortcut). See slm_course.exercises.rules.
+SOFTMAX_SHORTCUTS = (
+    "torch.softmax", "torch.nn.functional.softmax", "torch.Tensor.softmax", "torch.special.softmax",
+    "torch.log_softmax", "torch.nn.functional.log_softmax", "torch.Tensor.log_softmax",
+    "torch.special.log_softmax",
+)
 
 
 def _count_words_cases() -> list[Case]:
@@ -22,6 +30,8 @@ def _count_words_cases() -> list[Case]:
         Case('count_words("one  two\\nthree\\ttwo ")', call("one  two\nthree\ttwo "),
              {"one": 1, "two": 2, "three": 1}),
         Case('count_words("")', call(""), {}),
+        # Punctuation stays on its word (the statement splits on whitespace only); digits are words.
+        Case('count_words("Hello, hello! 42 42")', call("Hello, hello! 42 42"), {"hello,": 1, "hello!": 1, "42": 2}),
     ]
 
 
@@ -30,12 +40,21 @@ def _softmax_cases() -> list[Case]:
     huge = torch.tensor([1000.0, 1001.0, 1002.0])  # exp(1000) overflows: subtract the max first
     rows = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 4
     negative = torch.tensor([[-5.0, 0.0, 5.0], [-1e4, -1e4, -1e4]])
+    wide = torch.tensor([0.0, 100.0])  # shifting by the minimum (or the mean) leaves exp(100) = inf
+    centred = torch.tensor([-100.0, 0.0, 100.0])  # mean 0: a mean shift does not help here
+    cube = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) / 8  # the last dim is 2, not 1
+
+    def guarded(x):
+        return forbid(call(x), *SOFTMAX_SHORTCUTS, advice="Write it from `exp`, `max` and `sum`.")
+
     return [
-        Case("softmax(tensor([1., 2., 3.]))", call(small), lambda: torch.softmax(small, dim=-1)),
-        Case("softmax(tensor([1000., 1001., 1002.]))", call(huge), lambda: torch.softmax(huge, dim=-1)),
-        Case("softmax(a (3, 4) tensor)", call(rows), lambda: torch.softmax(rows, dim=-1)),
-        Case("softmax(tensor([[-5., 0., 5.], [-1e4, -1e4, -1e4]]))", call(negative),
-             lambda: torch.softmax(negative, dim=-1)),
+        Case(f"softmax({show(small)})", guarded(small), lambda: torch.softmax(small, dim=-1)),
+        Case(f"softmax({show(huge)})", guarded(huge), lambda: torch.softmax(huge, dim=-1)),
+        Case("softmax(torch.arange(12.).reshape(3, 4) / 4)", guarded(rows), lambda: torch.softmax(rows, dim=-1)),
+        Case(f"softmax({show(negative)})", guarded(negative), lambda: torch.softmax(negative, dim=-1)),
+        Case(f"softmax({show(wide)})", guarded(wide), lambda: torch.softmax(wide, dim=-1)),
+        Case(f"softmax({show(centred)})", guarded(centred), lambda: torch.softmax(centred, dim=-1)),
+        Case("softmax(torch.arange(24.).reshape(2, 3, 4) / 8)", guarded(cube), lambda: torch.softmax(cube, dim=-1)),
     ]
 
 
@@ -54,9 +73,13 @@ def _split_heads_cases() -> list[Case]:
 q1 = Problem(
     name="q1", chapter="00", target="count_words", title="count words", cases=_count_words_cases,
     hints=[
-        "Lower-case the text first, then split it into words; a dict (or collections.Counter) counts them.",
-        "`text.lower().split()` with no argument splits on any run of spaces, tabs and newlines and "
-        "drops empty strings; `split(' ')` does not. Return a plain dict.",
+        "Lower-case the text first, then split it into words on whitespace; a dict (or collections.Counter) "
+        "counts them. Punctuation stays part of its word.",
+        "Which `split` drops empty strings and splits on tabs and newlines too? Fill in:\n"
+        "    counts = {}\n"
+        "    for word in text.____().____():\n"
+        "        counts[word] = counts.get(word, ____) + 1\n"
+        "    return counts",
     ],
     points=1,
 )
@@ -64,9 +87,13 @@ q1 = Problem(
 q2 = Problem(
     name="q2", chapter="00", target="softmax", title="a numerically stable softmax", cases=_softmax_cases,
     hints=[
-        "softmax(x)_i = exp(x_i) / sum_j exp(x_j), taken over the last dimension (dim=-1).",
-        "exp(1000.) is inf in float32. Subtracting the maximum of each row, "
-        "`x - x.max(dim=-1, keepdim=True).values`, changes nothing mathematically and keeps exp finite.",
+        "softmax(x)_i = exp(x_i) / Σ_j exp(x_j) over the last dimension. Subtracting the same number from "
+        "every entry of a row changes nothing mathematically; choose the number that makes the largest "
+        "entry 0, so no exp can overflow. `torch.softmax` is off limits here.",
+        "Fill in (and do not change `x` in place: `x -= ...` edits the caller's tensor):\n"
+        "    shifted = x - x.____(dim=____, keepdim=True).values\n"
+        "    exps = shifted.____()\n"
+        "    return exps / exps.____(dim=____, keepdim=True)",
     ],
     points=2,
 )
@@ -75,10 +102,12 @@ q3 = Problem(
     name="q3", chapter="00", target="split_heads", title="split the features into attention heads",
     cases=_split_heads_cases,
     hints=[
-        "Each head takes its own consecutive slice of the D features: first reshape (B, T, D) to "
-        "(B, T, H, D // H).",
-        "Then swap the token and head dimensions with `.transpose(1, 2)` to get (B, H, T, D // H). "
-        "Reshaping straight to (B, H, T, D // H) mixes tokens across heads.",
+        "Each head takes its own consecutive slice of the D features of every token: first cut the last "
+        "dimension into (H, D // H), then move the head dimension in front of the tokens.",
+        "Fill in (reshaping straight to (B, H, T, D // H) would mix tokens across heads):\n"
+        "    batch, tokens, width = x.shape\n"
+        "    x = x.view(batch, tokens, ____, ____)   # (B, T, H, hd)\n"
+        "    return x.transpose(____, ____)          # (B, H, T, hd)",
     ],
     points=2,
 )

@@ -8,7 +8,9 @@ expected values come from the package: :mod:`slm_course.tokenizers`, :mod:`slm_c
 from __future__ import annotations
 
 from slm_course.data import SlidingWindowDataset
-from slm_course.exercises.core import Case, Problem, call
+from typing import Any
+
+from slm_course.exercises.core import Case, Problem, call, compare_values
 from slm_course.quality import teacher_score
 from slm_course.synthetic import distinct_n
 from slm_course.tokenizers import WordTokenizer, merge_pair
@@ -32,6 +34,11 @@ def _build_vocab_cases() -> list[Case]:
         # Not in sorted order: the specials keep the order they are given in.
         Case(f"build_vocab(DIALOGUE, specials={REORDERED_SPECIALS})", call(DIALOGUE, specials=REORDERED_SPECIALS),
              lambda: WordTokenizer.from_text(DIALOGUE, REORDERED_SPECIALS).vocab),
+        # Digits are words; sorted as strings ("10" before "9"); punctuation sorts before letters.
+        Case("build_vocab('Call 911, or 9 10!', specials=())", call("Call 911, or 9 10!", specials=()),
+             lambda: WordTokenizer.from_text("Call 911, or 9 10!", ()).vocab),
+        Case("build_vocab('', specials=('<|unk|>',))", call("", specials=("<|unk|>",)),
+             lambda: WordTokenizer.from_text("", ("<|unk|>",)).vocab),
     ]
 
 
@@ -51,6 +58,8 @@ def _encode_cases() -> list[Case]:
         ("the question<|sep|>Whether", vocab, "vocab of VERSE"),
         # Other specials, and <|unk|> is not the last id.
         ("To sleep<|pad|><|pad|>the mind<|endoftext|>", pad_vocab, f"vocab of VERSE with specials {PAD_SPECIALS}"),
+        # "'" has id 0 in this vocabulary: `vocab.get(t) or unk` would turn it into <|unk|>.
+        ("Whether 'tis nobler, 'twas", vocab, "vocab of VERSE, where \"'\" has id 0"),
     ]
     return [
         Case(f"encode_with_unk({text!r}, {name})", call(text, vocab),
@@ -65,6 +74,25 @@ def _first_merge(ids: list[int]) -> tuple[int, int]:
     return (merge.left, merge.right)
 
 
+def _tie_compare(ids: list[int]):
+    """Compare (pair, new_ids) by position, and explain a tie when the learner chose another pair as frequent."""
+    parts = (("the pair", "the new ids"), "position")
+
+    def compare(expected: Any, actual: Any) -> str | None:
+        reason = compare_values(expected, actual, parts=parts)
+        if reason is None or not (isinstance(actual, tuple) and len(actual) == 2 and isinstance(actual[0], tuple)):
+            return reason
+        counts = {p: list(zip(ids, ids[1:])).count(p) for p in set(zip(ids, ids[1:]))}
+        chosen, best = actual[0], expected[0]
+        if chosen != best and counts.get(chosen) == counts[best]:
+            tied = sorted(p for p, c in counts.items() if c == counts[best])
+            return (f"{reason}. The pairs {', '.join(map(str, tied))} tie with {counts[best]} occurrences each; "
+                    f"on a tie the smallest pair wins, {best}")
+        return reason
+
+    return compare
+
+
 def _merge_step_cases() -> list[Case]:
     def expected(ids: list[int], new_id: int):
         pair = _first_merge(ids)
@@ -76,9 +104,10 @@ def _merge_step_cases() -> list[Case]:
         ([7, 7, 7, 7, 7], 256),  # overlapping occurrences: merged left to right
         ([3, 1, 3, 1, 3], 999),
         ([9, 9, 9, 1, 2], 256),  # (9, 9) occurs twice (overlapping), so it beats the smaller (1, 2)
+        ([0, 0, 5, 0, 0, 5], 1000),  # id 0 is an id like any other: (0, 0) ties (0, 5) and wins
     ]
     return [Case(f"bpe_merge_step({ids}, new_id={new_id})", call(ids, new_id),
-                 lambda ids=ids, new_id=new_id: expected(ids, new_id)) for ids, new_id in inputs]
+                 lambda ids=ids, new_id=new_id: expected(ids, new_id), _tie_compare(ids)) for ids, new_id in inputs]
 
 
 def _window_cases() -> list[Case]:
@@ -86,9 +115,12 @@ def _window_cases() -> list[Case]:
         return [(x.tolist(), y.tolist()) for x, y in SlidingWindowDataset(ids, context_length, stride)]
 
     ids = list(range(10, 21))  # 11 ids
-    settings = [(ids, 4, 4), (ids, 4, 2), (ids, 3, 1), (ids, 10, 5), (list(range(9)), 2, 3)]
+    settings = [(ids, 4, 4), (ids, 4, 2), (ids, 3, 1), (ids, 10, 5), (list(range(9)), 2, 3),
+                ([7, 0, 7], 2, 1),  # id 0 inside; the last window's target ends exactly at the end
+                ([5, 0, 12, 0], 3, 2)]  # exactly context_length + 1 ids: one window, the stride never used
+    parts = ("window", ("input", "target"), "position")
     return [Case(f"sliding_window_pairs({ids}, context_length={c}, stride={s})", call(ids, c, s),
-                 lambda ids=ids, c=c, s=s: expected(ids, c, s)) for ids, c, s in settings]
+                 lambda ids=ids, c=c, s=s: expected(ids, c, s), parts=parts) for ids, c, s in settings]
 
 
 def _distinct_cases() -> list[Case]:
@@ -121,10 +153,12 @@ def _teacher_cases() -> list[Case]:
 q1 = Problem(
     name="q1", chapter="01", target="build_vocab", title="a word vocabulary", cases=_build_vocab_cases,
     hints=[
-        "Cut the text with `re.findall(r\"\\w+|[^\\w\\s]\", text)`: words and single punctuation marks. "
-        "Keep each distinct token once, in sorted order, then append the special tokens.",
-        "`tokens = sorted(set(re.findall(...)))`, then `{token: i for i, token in enumerate([*tokens, *specials])}`. "
-        "Do not lower-case: `The` and `the` are different tokens.",
+        "Cut the text into words and single punctuation marks with the statement's regular expression, "
+        "keep each distinct token once in sorted order (case matters), number them from 0, then give "
+        "the special tokens the next ids in the order they are given.",
+        "Fill in:\n"
+        "    tokens = ____(set(re.findall(r\"\\w+|[^\\w\\s]\", text)))\n"
+        "    return {token: i for i, token in enumerate([*tokens, *____])}",
     ],
     points=1,
 )
@@ -133,12 +167,13 @@ q2 = Problem(
     name="q2", chapter="01", target="encode_with_unk", title="encoding with an unknown-token fallback",
     cases=_encode_cases,
     hints=[
-        "First cut the text into tokens, matching special tokens such as `<|endoftext|>` whole before "
-        "the word pattern can cut them into `<`, `|`, ...; then look each token up, falling back to "
-        "the id of `<|unk|>`.",
-        "`specials = [t for t in vocab if t.startswith('<|') and t.endswith('|>')]`; "
-        "`pattern = '|'.join([*map(re.escape, specials), r\"\\w+|[^\\w\\s]\"])`; "
-        "`[vocab.get(t, vocab['<|unk|>']) for t in re.findall(pattern, text)]`.",
+        "Cut the text so that the vocabulary's special tokens (`<|…|>`) are matched whole before the word "
+        "pattern can cut them into `<`, `|`, …; then look each token up, falling back to the id of "
+        "`<|unk|>`. Careful: an id can be 0, and 0 is falsy.",
+        "Fill in (the special tokens first in the alternation, so they win):\n"
+        "    specials = [t for t in vocab if t.startswith(____) and t.endswith(____)]\n"
+        "    pattern = \"|\".join([*map(re.____, specials), r\"\\w+|[^\\w\\s]\"])\n"
+        "    return [vocab.get(token, ____) for token in re.findall(pattern, text)]",
     ],
     points=2,
 )
@@ -146,10 +181,19 @@ q2 = Problem(
 q3 = Problem(
     name="q3", chapter="01", target="bpe_merge_step", title="one BPE merge step", cases=_merge_step_cases,
     hints=[
-        "Count every adjacent pair `(ids[i], ids[i + 1])` (overlapping ones too), pick the most frequent, "
-        "breaking ties by the smallest pair, then rewrite the list left to right.",
-        "`counts = Counter(zip(ids, ids[1:]))`; `pair = min(counts, key=lambda p: (-counts[p], p))`. "
-        "When rewriting, after a match skip both ids (`i += 2`), otherwise copy one (`i += 1`).",
+        "Count every adjacent pair (overlapping ones too), pick the most frequent, breaking ties by the "
+        "smallest pair, then rewrite the ids left to right, replacing each occurrence by new_id. Return "
+        "a tuple (pair, new_ids), the pair itself a tuple.",
+        "Fill in:\n"
+        "    counts = Counter(zip(ids, ____))\n"
+        "    pair = min(counts, key=lambda p: (____, p))   # most frequent first, then the smallest\n"
+        "    merged, i = [], 0\n"
+        "    while i < len(ids):\n"
+        "        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:\n"
+        "            merged.append(____); i += ____\n"
+        "        else:\n"
+        "            merged.append(ids[i]); i += ____\n"
+        "    return ____, merged",
     ],
     points=2,
 )
@@ -158,10 +202,14 @@ q4 = Problem(
     name="q4", chapter="01", target="sliding_window_pairs", title="sliding-window input/target pairs",
     cases=_window_cases,
     hints=[
-        "Windows start at 0, stride, 2·stride, ...; a window needs context_length + 1 ids (the target "
-        "reaches one further than the input). Stop before a window would run off the end.",
-        "`for start in range(0, len(ids) - context_length, stride):` append "
-        "`(ids[start:start + context_length], ids[start + 1:start + context_length + 1])`.",
+        "Windows start at 0, stride, 2·stride, …; a window needs context_length + 1 ids (the target "
+        "reaches one further than the input). Stop before a window would run off the end. Each pair is "
+        "a tuple (input, target) of two lists.",
+        "Fill in:\n"
+        "    pairs = []\n"
+        "    for start in range(0, len(ids) - ____, stride):\n"
+        "        pairs.append((ids[start:start + ____], ids[start + ____:start + ____]))\n"
+        "    return pairs",
     ],
     points=2,
 )
@@ -171,9 +219,12 @@ q5 = Problem(
     hints=[
         "Collect the n-grams of every text separately (they never cross from one text to the next), "
         "then divide how many are different by how many there are. Return 0.0 when there are none.",
-        "`words = re.findall(r\"[a-z0-9']+\", text.lower())`; "
-        "`grams += [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]`; "
-        "`len(set(grams)) / len(grams) if grams else 0.0`.",
+        "Fill in:\n"
+        "    grams = []\n"
+        "    for text in texts:\n"
+        "        words = re.findall(r\"[a-z0-9']+\", text.____())\n"
+        "        grams += [tuple(words[i:i + n]) for i in range(____)]\n"
+        "    return len(____(grams)) / len(grams) if grams else ____",
     ],
     points=1,
 )
@@ -182,9 +233,18 @@ q6 = Problem(
     name="q6", chapter="01", target="teacher_score", title="the teacher's quality score", cases=_teacher_cases,
     hints=[
         "`speaker, body = split_speaker(chunk)`; boilerplate scores 0. Otherwise add up three terms: "
-        "the length of the body (capped), a complete last sentence, and having a speaker.",
-        "`score = 0.5 * min(len(body.split()), 30) / 30`; add 0.3 if "
-        "`re.search(r\"[.!?]['\\\"]?\\s*$\", body)`; add 0.2 if `speaker is not None`.",
+        "the length of the body (capped at 30 words), a complete last sentence (a quote may close it), "
+        "and having a speaker.",
+        "Fill in:\n"
+        "    speaker, body = split_speaker(chunk)\n"
+        "    if is_boilerplate(____):\n"
+        "        return 0.0\n"
+        "    score = 0.5 * min(len(body.split()), ____) / 30\n"
+        "    if re.search(r\"[.!?]____\\s*$\", body):   # an optional ' or \" before the end\n"
+        "        score += 0.3\n"
+        "    if speaker is not ____:\n"
+        "        score += 0.2\n"
+        "    return score",
     ],
     points=2,
 )

@@ -39,8 +39,16 @@ def test_build_vocab():
         tokens = sorted(set(re.findall(WORD, text)))
         return {t: i for i, t in enumerate([*tokens, "<|endoftext|>", "<|unk|>"])}
 
+    def numbers_sorted_as_numbers(text, specials=("<|endoftext|>", "<|unk|>")):  # "9" before "10"
+        tokens = sorted(set(re.findall(WORD, text)), key=lambda t: (0, int(t), t) if t.isdigit() else (1, 0, t))
+        return {t: i for i, t in enumerate([*tokens, *specials])}
+
+    def words_only(text, specials=("<|endoftext|>", "<|unk|>")):  # drops punctuation marks
+        tokens = sorted(set(re.findall(r"\w+", text)))
+        return {t: i for i, t in enumerate([*tokens, *specials])}
+
     wrong = [insertion_order, lower_cased, specials_first, specials_sorted, sorted_ignoring_case,
-             default_specials_always]
+             default_specials_always, numbers_sorted_as_numbers, words_only]
     assert_check_behaviour(ch01.q1, SOLVED["build_vocab"], STUB["build_vocab"], wrong)
 
 
@@ -75,9 +83,33 @@ def test_encode_with_unk():
     def any_bracketed_word_is_special(text, vocab):  # "<|sep|>" is one token though not in the vocab
         return [vocab.get(t, vocab["<|unk|>"]) for t in re.findall(r"<\|\w+\|>|" + WORD, text)]
 
+    def falsy_id_zero(text, vocab):  # `vocab.get(t) or unk` turns the token whose id is 0 into <|unk|>
+        specials = [t for t in vocab if t.startswith("<|") and t.endswith("|>")]
+        pattern = "|".join([*map(re.escape, specials), WORD])
+        return [vocab.get(t) or vocab["<|unk|>"] for t in re.findall(pattern, text)]
+
+    def adds_unknowns_to_vocab(text, vocab):  # setdefault edits the caller's vocabulary
+        specials = [t for t in vocab if t.startswith("<|") and t.endswith("|>")]
+        pattern = "|".join([*map(re.escape, specials), WORD])
+        return [vocab.setdefault(t, vocab["<|unk|>"]) for t in re.findall(pattern, text)]
+
     wrong = [split_on_whitespace, specials_cut_up, unknown_is_zero, only_endoftext_special,
-             split_on_endoftext, unknown_is_last_id, any_bracketed_word_is_special]
+             split_on_endoftext, unknown_is_last_id, any_bracketed_word_is_special, falsy_id_zero,
+             adds_unknowns_to_vocab]
     assert_check_behaviour(ch01.q2, SOLVED["encode_with_unk"], STUB["encode_with_unk"], wrong)
+    assert "changed its input `vocab` in place" in ch01.q2.check(adds_unknowns_to_vocab, quiet=True).reason
+
+    def with_try_except(text, vocab):  # a correct alternative
+        specials = sorted((t for t in vocab if t.startswith("<|") and t.endswith("|>")), key=len, reverse=True)
+        ids = []
+        for token in re.findall("|".join([*map(re.escape, specials), WORD]), text):
+            try:
+                ids.append(vocab[token])
+            except KeyError:
+                ids.append(vocab["<|unk|>"])
+        return ids
+
+    assert ch01.q2.check(with_try_except, quiet=True).correct
 
 
 def test_bpe_merge_step():
@@ -118,9 +150,34 @@ def test_bpe_merge_step():
                 i += 1
         return pair, merged
 
+    def pair_as_list(ids, new_id):  # the statement says a tuple (pair, new_ids), the pair a tuple
+        counts = Counter(zip(ids, ids[1:]))
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        return [list(pair), merge_pair(ids, pair, new_id)]
+
+    def merges_in_place(ids, new_id):  # rewrites the caller's list
+        counts = Counter(zip(ids, ids[1:]))
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        i = 0
+        while i < len(ids) - 1:
+            if (ids[i], ids[i + 1]) == pair:
+                ids[i : i + 2] = [new_id]
+            i += 1
+        return pair, ids
+
+    def smallest_first(ids, new_id):  # ties broken first, frequency second
+        counts = Counter(zip(ids, ids[1:]))
+        pair = min(counts)
+        return pair, merge_pair(ids, pair, new_id)
+
     wrong = [first_seen_on_tie, largest_on_tie, right_to_left, no_overlapping_count, counts_non_overlapping,
-             stops_one_early]
+             stops_one_early, pair_as_list, merges_in_place, smallest_first]
     assert_check_behaviour(ch01.q3, SOLVED["bpe_merge_step"], STUB["bpe_merge_step"], wrong)
+    reason = ch01.q3.check(first_seen_on_tie, quiet=True).reason
+    assert "occurrences each; on a tie the smallest pair wins, (101, 108)" in reason, reason
+    assert "the pair" in reason
+    assert "expected a tuple, got a list" in ch01.q3.check(pair_as_list, quiet=True).reason
+    assert "in place" in ch01.q3.check(merges_in_place, quiet=True).reason
 
 
 def test_sliding_window_pairs():
@@ -136,8 +193,24 @@ def test_sliding_window_pairs():
         return [(ids[s : s + context_length], ids[s + 1 : s + context_length + 1])
                 for s in range(0, len(ids) - context_length, context_length)]
 
-    wrong = [target_not_shifted, keeps_short_last_window, ignores_stride]
+    def lists_not_tuples(ids, context_length, stride):  # [input, target] where a tuple is asked for
+        return [[ids[s : s + context_length], ids[s + 1 : s + context_length + 1]]
+                for s in range(0, len(ids) - context_length, stride)]
+
+    def tuples_of_tuples(ids, context_length, stride):
+        return [(tuple(ids[s : s + context_length]), tuple(ids[s + 1 : s + context_length + 1]))
+                for s in range(0, len(ids) - context_length, stride)]
+
+    def needs_two_extra(ids, context_length, stride):  # `len(ids) - context_length - 1`: drops the last window
+        return [(ids[s : s + context_length], ids[s + 1 : s + context_length + 1])
+                for s in range(0, len(ids) - context_length - 1, stride)]
+
+    wrong = [target_not_shifted, keeps_short_last_window, ignores_stride, lists_not_tuples, tuples_of_tuples,
+             needs_two_extra]
     assert_check_behaviour(ch01.q4, SOLVED["sliding_window_pairs"], STUB["sliding_window_pairs"], wrong)
+    reason = ch01.q4.check(target_not_shifted, quiet=True).reason
+    assert "window 0, target, position 0: expected 11, got 10" in reason, reason
+    assert "window 0: expected a tuple, got a list" in ch01.q4.check(lists_not_tuples, quiet=True).reason
 
 
 def test_distinct_n():
@@ -161,6 +234,12 @@ def test_distinct_n():
             grams += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         return len(set(grams)) / n_words if n_words else 0.0
 
+    def int_zero_is_fine(texts, n):  # returning the int 0 for "no n-grams" is a correct alternative
+        grams = [g for t in texts for w in [re.findall(r"[a-z0-9']+", t.lower())]
+                 for g in zip(*(w[i:] for i in range(n)))]
+        return len(set(grams)) / len(grams) if grams else 0
+
+    assert ch01.q5.check(int_zero_is_fine, quiet=True).correct
     wrong = [across_texts, split_on_whitespace, over_words]
     assert_check_behaviour(ch01.q5, SOLVED["distinct_n"], STUB["distinct_n"], wrong)
 
