@@ -1,11 +1,15 @@
 """Figures the course draws with its own code, so they can be regenerated and restyled.
 
 ``roadmap(chapter)`` draws the Prepare → Build → Finetune → Evaluate → Deploy map with that
-chapter's step highlighted; every chapter shows it in its opening cells. Concept diagrams for the
-chapters (sliding windows, a BPE merge, attention's data flow, …) live beside it in this package.
+chapter's step highlighted; every chapter shows it in its opening cells. Concept diagrams live beside
+it, one module per chapter (``ch01.sliding_windows``, ``ch02.attention_flow``, ``ch03.rope_rotations``,
+…), drawn with the shared helpers of ``drawing`` (boxes, arrows, token strips, coloured matrices),
+which later chapters reuse. Each returns a matplotlib ``Figure`` with ``show=False``; with
+``show=True`` (the default) it is displayed once in the notebook.
 """
 from __future__ import annotations
 
+from slm_course.diagrams import ch01, ch02, ch03, drawing
 from slm_course.diagrams.roadmap import CHAPTERS, STEPS, roadmap, step_of
 
-__all__ = ["CHAPTERS", "STEPS", "roadmap", "step_of"]
+__all__ = ["CHAPTERS", "STEPS", "ch01", "ch02", "ch03", "drawing", "roadmap", "step_of"]

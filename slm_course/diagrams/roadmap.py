@@ -30,14 +30,17 @@ def step_of(chapter: int) -> str:
 def roadmap(chapter: int | None = None, *, show: bool = True):
     """Draw the course map; ``chapter`` (1–10) and its step are highlighted, the rest greyed.
 
-    Returns the matplotlib ``Figure``. With ``show=True`` (the default) it is displayed and closed,
-    so a notebook cell shows it once as a PNG.
+    With ``show=True`` (the default) the map is displayed once in the notebook (a PNG) and nothing is
+    returned; with ``show=False`` the matplotlib ``Figure`` is returned (to save or test it).
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    from slm_course.diagrams.drawing import finish
+
     current = step_of(chapter) if chapter is not None else None
-    fig, ax = plt.subplots(figsize=(11, 2.6), dpi=80)
+    fig = Figure(figsize=(11, 2.7), dpi=90)
+    ax = fig.add_axes((0, 0, 1, 0.86))
     ax.set_xlim(0, 10.1)
     ax.set_ylim(0, 2.6)
     ax.axis("off")
@@ -47,7 +50,7 @@ def roadmap(chapter: int | None = None, *, show: bool = True):
         active = current is None or step == current
         colour = _COLOURS[step] if active else "#D0D0D0"
         ax.add_patch(FancyBboxPatch((x, 1.55), width, 0.7, boxstyle="round,pad=0.04", fc=colour, ec="none"))
-        ax.text(x + width / 2, 1.9, step, ha="center", va="center", fontsize=12, weight="bold",
+        ax.text(x + width / 2, 1.9, step, ha="center", va="center", fontsize=13, weight="bold",
                 color="white" if active else "#707070")
         if index < len(STEPS) - 1:
             ax.add_patch(FancyArrowPatch((x + width + 0.05, 1.9), (x + 2.0 - 0.05, 1.9),
@@ -56,14 +59,9 @@ def roadmap(chapter: int | None = None, *, show: bool = True):
         for row, number in enumerate(members):
             here = number == chapter
             y = 1.25 - row * 0.42
-            ax.text(x + width / 2, y, f"{number}  {CHAPTERS[number][1]}", ha="center", va="center", fontsize=8,
+            ax.text(x + width / 2, y, f"{number}  {CHAPTERS[number][1]}", ha="center", va="center", fontsize=9.5,
                     weight="bold" if here else "normal", color="black" if (here or current is None) else "#909090",
                     bbox=dict(boxstyle="round,pad=0.25", fc="#FFF3B0", ec=_COLOURS[step]) if here else None)
     title = "The course map" if chapter is None else f"The course map — you are here: chapter {chapter}, {current}"
-    ax.set_title(title, fontsize=11, loc="left")
-    if show:
-        from IPython.display import display
-
-        display(fig)
-        plt.close(fig)
-    return fig
+    fig.suptitle(title, fontsize=12, x=0.01, ha="left")
+    return finish(fig, show)

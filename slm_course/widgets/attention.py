@@ -274,6 +274,24 @@ class AttentionExplorer:
         self.message.value = html.escape(note)  # the labels are the learner's text, not HTML
         self.image.value = self._png(self.drawn)
 
+    def snapshot(self, *, layer: int | None = None, head: int | str | None = None, token: int | None = None) -> Figure:
+        """The picture the explorer draws for ``layer``/``head``/``token`` (each defaults to what the controls
+        show now; ``head=ALL_HEADS`` ("all") gives the layer's grid), as a matplotlib ``Figure``, without
+        touching the controls. A notebook shows it as a static PNG, so the point survives without a kernel."""
+        if not self._weights:
+            raise ValueError(f"There is nothing to draw: {self._note or 'the text is empty.'}")
+        layer = self.layer.value if layer is None else layer
+        head = self.head.value if head is None else head
+        token = (None if self.token.value == NO_TOKEN else self.token.value) if token is None else token
+        if not 0 <= layer < self.n_layers:
+            raise ValueError(f"layer must be between 0 and {self.n_layers - 1}, got {layer!r}.")
+        if head != ALL_HEADS and not (isinstance(head, int) and 0 <= head < self.n_heads):
+            raise ValueError(f"head must be {ALL_HEADS!r} or between 0 and {self.n_heads - 1}, got {head!r}.")
+        if token is not None and not 0 <= token < len(self.labels):
+            raise ValueError(f"token must be between 0 and {len(self.labels) - 1} (or None), got {token!r}.")
+        weights = self._weights[layer] if head == ALL_HEADS else self._weights[layer][head]
+        return _figure(DrawnAttention(layer, head, weights.copy(), list(self.labels), token, self._note))
+
     def _png(self, drawn: DrawnAttention) -> bytes:
         """The picture of ``drawn`` as PNG bytes (what ``image`` shows)."""
         buffer = io.BytesIO()

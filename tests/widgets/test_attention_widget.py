@@ -323,3 +323,24 @@ def test_train_demo_model_learns_and_is_deterministic():
         train_demo_model("short", context_length=16, progress=False)
 
 # The in-browser check (JupyterLab + headless Chromium, offline) is tests/test_browser.py.
+
+
+def test_snapshot_is_the_static_picture_of_a_setting_without_moving_the_controls(model, tokenizer):
+    explorer = AttentionExplorer(model, tokenizer, text="hello world")
+    before = (explorer.layer.value, explorer.head.value, explorer.token.value)
+    figure = explorer.snapshot(layer=1, head=ALL_HEADS)
+    assert (explorer.layer.value, explorer.head.value, explorer.token.value) == before  # controls untouched
+    heatmaps = [ax for ax in figure.axes if ax.images]
+    assert [ax.get_title() for ax in heatmaps] == ["layer 1, head 0", "layer 1, head 1"]
+    reference = reference_weights(model, tokenizer, "hello world")[1]
+    for ax, weights in zip(heatmaps, reference):
+        np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), weights, rtol=1e-5, atol=1e-6)
+    assert figure.get_suptitle()
+    # With no arguments it is what the widget shows now: the same numbers as explorer.drawn.
+    current = explorer.snapshot()
+    np.testing.assert_array_equal(np.asarray([ax for ax in current.axes if ax.images][0].images[0].get_array()),
+                                  explorer.drawn.weights)
+    with pytest.raises(ValueError, match="layer must be between 0 and 2"):
+        explorer.snapshot(layer=3)
+    with pytest.raises(ValueError, match="head must be"):
+        explorer.snapshot(head=5)
