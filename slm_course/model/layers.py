@@ -10,8 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from typing import TYPE_CHECKING
+
 from slm_course.attention import merge_heads, scaled_dot_product, split_heads
 from slm_course.model.config import SLMConfig
+
+if TYPE_CHECKING:  # the cache lives with generation (chapter 5); layers only call its ``update``
+    from slm_course.generate.cache import KVCache
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -156,11 +161,16 @@ class CausalSelfAttention(nn.Module):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_attention: bool = False,
+        cache: KVCache | None = None,
+        layer_index: int = 0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, T, d_model)``; ``rope`` the ``(T, head_dim)`` cos/sin rows, or None.
 
         Returns ``(B, T, d_model)``, and with ``return_attention`` also the weights
         ``(B, n_heads, T, T)`` from the explicit path (the fused path cannot return them).
+        With a KV ``cache`` (chapter 5), ``x`` holds the tokens after the ``cache.length`` already
+        stored: their K/V (``n_kv_heads`` of them, after RoPE) are written into layer ``layer_index``
+        of the cache and the queries attend to every stored position, so the weights are ``(B, nh, T, T_past + T)``.
         """
         q = split_heads(self.q_proj(x), self.n_heads)  # (B, nh, T, hd)
         k = split_heads(self.k_proj(x), self.n_kv_heads)  # (B, nkv, T, hd)
@@ -168,6 +178,8 @@ class CausalSelfAttention(nn.Module):
         if rope is not None:
             cos, sin = rope
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(layer_index, k, v)  # (B, nkv, T_past + T, hd): stored before the heads are repeated
         k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)  # (B, nh, T, hd): K/V heads shared in groups
         result = scaled_dot_product(
             q, k, v, causal=True, dropout_p=self.dropout, training=self.training, return_weights=return_attention
@@ -199,9 +211,14 @@ class Block(nn.Module):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_attention: bool = False,
+        cache: KVCache | None = None,
+        layer_index: int = 0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """``x`` ``(B, T, d_model)`` → same shape (and the ``(B, nh, T, T)`` weights if asked)."""
-        attended = self.attn(self.norm1(x), rope, return_attention)
+        """``x`` ``(B, T, d_model)`` → same shape (and the ``(B, nh, T, T)`` weights if asked).
+
+        ``cache``/``layer_index``: see :meth:`CausalSelfAttention.forward`.
+        """
+        attended = self.attn(self.norm1(x), rope, return_attention, cache, layer_index)
         attended, weights = attended if return_attention else (attended, None)
         x = x + attended
         x = x + F.dropout(self.mlp(self.norm2(x)), p=self.dropout, training=self.training)

@@ -6,6 +6,7 @@ SLM (SmolLM2) with ``norm="rmsnorm", positions="rope", mlp="swiglu"`` and ``n_kv
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,9 @@ from torch import nn
 
 from slm_course.model.config import SLMConfig
 from slm_course.model.layers import Block, make_norm, rope_frequencies
+
+if TYPE_CHECKING:
+    from slm_course.generate.cache import KVCache
 
 
 _ID_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)  # accepted, cast to int64
@@ -90,28 +94,34 @@ class SLM(nn.Module):
                 )
 
     def forward(
-        self, idx: torch.Tensor, return_attention: bool = False
+        self, idx: torch.Tensor, return_attention: bool = False, *, cache: KVCache | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits ``(B, T, vocab_size)`` for token ids ``idx`` ``(B, T)``.
 
         With ``return_attention`` the attention runs on the explicit path and the call returns
         ``(logits, attentions)``, ``attentions`` a list of ``n_layers`` tensors ``(B, n_heads, T, T)``.
+        With a KV ``cache`` (chapter 5; ``slm_course.generate.KVCache``) ``idx`` are the tokens that
+        follow the ``cache.length`` tokens it holds: their positions start at ``cache.length``, their
+        keys and values are appended to the cache, and ``cache.length`` grows by ``T``.
         """
         self.check_input(idx)
         idx = idx.long()
         T = idx.shape[1]
+        start = 0 if cache is None else cache.check_append(idx.shape[0], T, self.config.context_length)
         x = self.tok_emb(idx)  # (B, T, d_model)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(T, device=idx.device))  # (T, d_model) broadcast over B
+            x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))  # (T, d_model) broadcast over B
         x = self.drop(x)
-        rope = self.rope_angles(T, idx.device) if self.config.positions == "rope" else None
+        rope = self.rope_angles(T, idx.device, start) if self.config.positions == "rope" else None
         attentions = []
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             if return_attention:
-                x, weights = block(x, rope, return_attention=True)
+                x, weights = block(x, rope, True, cache, i)
                 attentions.append(weights)
             else:
-                x = block(x, rope)
+                x = block(x, rope, False, cache, i)
+        if cache is not None:
+            cache.length = start + T
         logits = self.lm_head(self.final_norm(x))  # (B, T, vocab_size)
         return (logits, attentions) if return_attention else logits
 

@@ -1,0 +1,13 @@
+"""Generation (chapter 5): the KV cache, the sampling filters and the decoding loop.
+
+>>> from slm_course.generate import generate, KVCache
+>>> out = generate(model, idx, 50, temperature=0.8, top_k=40, top_p=0.95, seed=0)
+"""
+from __future__ import annotations
+
+from slm_course.generate.cache import KVCache
+from slm_course.generate.decode import decode_one_token, generate, generate_text, next_token, prefill
+from slm_course.generate.sampling import apply_temperature, greedy, logits_to_probs, sample, top_k_filter, top_p_filter
+
+__all__ = ["KVCache", "generate", "generate_text", "prefill", "decode_one_token", "next_token",
+           "apply_temperature", "top_k_filter", "top_p_filter", "logits_to_probs", "sample", "greedy"]

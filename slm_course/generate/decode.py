@@ -1,0 +1,123 @@
+"""Generation (chapter 5): prefill the prompt, then decode one token at a time.
+
+``generate(model, idx, max_new_tokens, temperature=0.0, top_k=None, top_p=None, eos_id=None, seed=None,
+use_cache=True)`` returns the prompt with the new tokens appended, ``(B, T + new)``. Temperature 0 is
+greedy (argmax); above 0 it samples with its own ``torch.Generator`` seeded by ``seed``, so the same
+seed gives the same tokens whatever else has drawn random numbers. With a cache, generation stays
+token-for-token equal to running the whole sequence through the model at every step.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+from torch import nn
+
+from slm_course.generate.cache import KVCache
+from slm_course.generate.sampling import greedy, logits_to_probs, sample
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: list[int]) -> str: ...
+
+
+def prefill(model: nn.Module, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """Run the prompt ``idx`` ``(B, T)`` into an empty ``cache``; return the last position's logits ``(B, vocab)``."""
+    if cache.length != 0:
+        raise ValueError(f"prefill needs an empty cache; this one already holds {cache.length} positions (truncate(0)).")
+    return model(idx, cache=cache)[:, -1]
+
+
+def decode_one_token(model: nn.Module, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """One decode step: ``token`` ``(B, 1)`` at position ``cache.length`` → next logits ``(B, vocab)``."""
+    return model(token, cache=cache)[:, -1]
+
+
+def next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Choose the next token ``(B, 1)`` from logits ``(B, vocab)``: argmax at temperature 0, else a draw."""
+    if temperature == 0:
+        return greedy(logits)
+    return sample(logits_to_probs(logits, temperature, top_k, top_p), generator)
+
+
+def _check_arguments(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float) -> None:
+    model.check_input(idx)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be a whole number ≥ 0, got {max_new_tokens!r}.")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+        raise ValueError(f"temperature must be 0 (greedy) or above, got {temperature!r}.")
+
+
+@torch.no_grad()
+def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.0,
+             top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+             seed: int | None = None, use_cache: bool = True, stop: Sequence[str] | str | None = None,
+             tokenizer: Tokenizer | None = None) -> torch.Tensor:
+    """Append up to ``max_new_tokens`` tokens to ``idx`` ``(B, T)``; returns ``(B, T + new)`` int64.
+
+    Stops early once every row has produced ``eos_id`` (a finished row is padded with ``eos_id``)
+    or, with a ``tokenizer``, once every row's new text contains one of the ``stop`` strings
+    (the tokens stay; :func:`generate_text` cuts the text at the stop string).
+    Past the model's context the cache is full: the remaining steps rerun the last
+    ``context_length`` tokens without it, exactly as ``use_cache=False`` does throughout.
+    """
+    _check_arguments(model, idx, max_new_tokens, temperature)
+    if isinstance(stop, str):
+        stop = [stop]
+    if stop and tokenizer is None:
+        raise ValueError("stop strings need the tokenizer that decodes the tokens: pass tokenizer=...")
+    was_training = model.training
+    model.eval()
+    device = idx.device
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    context = model.config.context_length
+    out = idx.long()
+    prompt_length = out.shape[1]
+    done = torch.zeros(out.shape[0], dtype=torch.bool, device=device)
+    cache = KVCache.for_model(model, out.shape[0]) if use_cache and max_new_tokens else None
+    try:
+        for step in range(max_new_tokens):
+            if cache is not None and cache.length < context:
+                logits = prefill(model, out, cache) if step == 0 else decode_one_token(model, out[:, -1:], cache)
+            else:  # no cache (or it is full): the whole window again
+                logits = model(out[:, -context:])[:, -1]
+            token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+            if eos_id is not None:
+                token = token.masked_fill(done[:, None], eos_id)
+                done = done | (token[:, 0] == eos_id)
+            out = torch.cat([out, token], dim=1)
+            if stop:
+                for row in range(out.shape[0]):
+                    if not done[row] and any(s in tokenizer.decode(out[row, prompt_length:].tolist()) for s in stop):
+                        done[row] = True
+            if bool(done.all()):
+                break
+    finally:
+        model.train(was_training)
+    return out
+
+
+def generate_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, max_new_tokens: int, *,
+                  stop: Sequence[str] | str | None = None, eos_id: int | None = None, **options) -> str:
+    """The text generated after ``prompt`` (one sequence), cut before the first ``stop`` string or ``eos_id``.
+
+    ``options`` go to :func:`generate` (``temperature``, ``top_k``, ``top_p``, ``seed``, ``use_cache``).
+    """
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens: give at least one character.")
+    device = next(model.parameters()).device
+    out = generate(model, torch.tensor([ids], device=device), max_new_tokens, stop=stop, eos_id=eos_id,
+                   tokenizer=tokenizer if stop else None, **options)
+    new = out[0, len(ids):].tolist()
+    if eos_id is not None and eos_id in new:
+        new = new[: new.index(eos_id)]
+    text = tokenizer.decode(new)
+    for s in [stop] if isinstance(stop, str) else (stop or []):
+        if s in text:
+            text = text[: text.index(s)]
+    return text
