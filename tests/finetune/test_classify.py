@@ -1,0 +1,146 @@
+"""Chapter 7's classifier pieces: data splits, padding, the last real token, frozen tops, metrics."""
+import pytest
+import torch
+
+from slm_course.finetune import classify as C
+from slm_course.model import SLM, SLMConfig
+
+LLAMA_TINY = dict(vocab_size=101, context_length=64, d_model=48, n_layers=3, n_heads=6, n_kv_heads=2, d_ff=80,
+                  norm="rmsnorm", positions="rope", mlp="swiglu", tie_embeddings=True, qkv_bias=False, bias=False)
+
+
+def encode(text):
+    return [1 + ord(c) % 100 for c in text]
+
+
+def tiny_classifier(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return C.add_classification_head(SLM(SLMConfig(**{**LLAMA_TINY, **overrides}))).eval()
+
+
+def toy_dataset(n_ham=30, n_spam=10):
+    import datasets
+    texts = [f"hello friend {i}" for i in range(n_ham)] + [f"WIN £{i}00 now, call 0800{i}" for i in range(n_spam)]
+    return datasets.Dataset.from_dict({"text": texts, "label": [0] * n_ham + [1] * n_spam},
+                                      features=C._features(datasets))
+
+
+def test_read_sms_spam_rejects_a_bad_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("ham\tfine\nspammy\tno\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2"):
+        C.read_sms_spam(path)
+
+
+@pytest.mark.asset
+def test_sms_spam_asset_loads_balances_and_splits():
+    data = C.load_sms_spam()
+    assert len(data) == 4862 and sum(data["label"]) == 642
+    splits = C.spam_splits(encode, max_length=16)
+    sizes = {k: len(v) for k, v in splits.items()}
+    assert sum(sizes.values()) == 2 * 642 and sizes["test"] == 257
+    for part in splits.values():
+        assert abs(sum(part["label"]) - len(part) / 2) <= 1 and max(part["n_tokens"]) <= 16
+    again = C.spam_splits(encode, max_length=16)
+    assert again["test"]["text"] == splits["test"]["text"]
+    texts = list(data["text"])
+    repeated = {t for t in set(texts) if texts.count(t) > 1}  # the collection has duplicate messages
+    assert not (set(splits["train"]["text"]) & set(splits["test"]["text"])) - repeated
+
+
+def test_balance_and_split_are_deterministic_and_disjoint():
+    data = toy_dataset()
+    balanced = C.balance(data, seed=1)
+    assert len(balanced) == 20 and sum(balanced["label"]) == 10
+    assert balanced["text"] == C.balance(data, seed=1)["text"] != C.balance(data, seed=2)["text"]
+    parts = C.split(balanced, val_fraction=0.2, test_fraction=0.2, seed=0)
+    assert [len(parts[k]) for k in ("train", "validation", "test")] == [12, 4, 4]
+    assert sum(parts["test"]["label"]) == 2  # stratified
+    seen = [t for p in parts.values() for t in p["text"]]
+    assert sorted(seen) == sorted(balanced["text"])
+    with pytest.raises(ValueError, match="two classes"):
+        C.balance(data.filter(lambda r: r["label"] == 0))
+    with pytest.raises(ValueError, match="sum below 1"):
+        C.split(balanced, 0.5, 0.5)
+
+
+def test_pad_batch_and_last_token_both_sides():
+    ids, mask = C.pad_batch([[5, 6, 7], [8], [1, 2, 3, 4, 9]], pad_id=0, max_length=4)
+    assert ids.tolist() == [[5, 6, 7, 0], [8, 0, 0, 0], [1, 2, 3, 4]]
+    assert mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]]
+    assert C.last_token_index(mask).tolist() == [2, 0, 3]
+    left_ids, left_mask = C.pad_batch([[5, 6, 7], [8]], pad_id=0, side="left")
+    assert left_ids.tolist() == [[5, 6, 7], [0, 0, 8]] and C.last_token_index(left_mask).tolist() == [2, 2]
+    values = torch.arange(2 * 3 * 2).reshape(2, 3, 2)
+    assert C.last_real_token(values, left_mask).tolist() == [[4, 5], [10, 11]]
+    with pytest.raises(ValueError):
+        C.pad_batch([[1], []], 0)
+    with pytest.raises(ValueError):
+        C.last_token_index(torch.tensor([[1, 0], [0, 0]]))
+
+
+def test_head_reads_the_last_real_token_so_padding_changes_nothing():
+    model = tiny_classifier()
+    texts = ["hi", "free entry, call now 0800 123", "ok see you"]
+    alone = torch.cat([C.classification_logits(model, *C.pad_batch([encode(t)], 0)) for t in texts])
+    ids, mask = C.pad_batch([encode(t) for t in texts], pad_id=0)
+    together = C.classification_logits(model, ids, mask)
+    assert together.shape == (3, 2)
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+    at_last_position = model(ids)[:, -1]  # the mistake: the last position is padding for short rows
+    assert not torch.allclose(at_last_position[0], alone[0], atol=1e-4)
+    assert model.lm_head.weight.data_ptr() != model.tok_emb.weight.data_ptr()  # untied
+
+
+def test_unfreeze_counts():
+    model = tiny_classifier()
+    block = sum(p.numel() for p in model.blocks[-1].parameters())
+    head_norm = sum(p.numel() for p in model.lm_head.parameters()) + model.config.d_model
+    assert C.unfreeze(model, 1) == block + head_norm
+    assert {n.split(".")[1] for n, p in model.named_parameters() if p.requires_grad and n.startswith("blocks")} == {"2"}
+    assert C.unfreeze(model, 0) == head_norm
+    assert C.unfreeze(model, "all") == model.num_parameters()
+    with pytest.raises(ValueError):
+        C.unfreeze(model, 4)
+
+
+def test_cached_hidden_and_top_blocks_equal_the_whole_model():
+    model = tiny_classifier()
+    ids, mask = C.pad_batch([encode(t) for t in ["a b c", "longer message here", "x"]], 0)
+    hidden = C.cached_hidden(model, ids, n_frozen=2, batch_size=2, attention_mask=mask)
+    top = C.TopBlocks(model, start=2)
+    torch.testing.assert_close(C.last_real_token(top(hidden), mask), C.classification_logits(model, ids, mask),
+                               rtol=1e-5, atol=1e-5)
+    labels = torch.tensor([0, 1, 0])
+    loss = C.classification_loss(top, (hidden, mask, labels))
+    assert torch.isclose(loss, C.classification_loss(model, (ids, mask, labels)), atol=1e-5)
+
+
+def test_confusion_precision_recall():
+    pred, true = torch.tensor([1, 1, 0, 0, 1, 0]), torch.tensor([1, 0, 0, 1, 1, 0])
+    confusion = C.confusion_matrix(pred, true)
+    assert confusion.tolist() == [[2, 1], [1, 2]]
+    assert C.precision_recall(confusion) == (2 / 3, 2 / 3)
+    assert C.precision_recall(C.confusion_matrix(torch.tensor([0, 0]), torch.tensor([1, 0]))) == (0.0, 0.0)
+
+
+def test_evaluate_and_classify():
+    model = tiny_classifier()
+    ids, mask = C.pad_batch([encode(t) for t in ["a", "bb", "ccc", "dddd"]], 0)
+    labels = torch.tensor([0, 1, 1, 0])
+    result = C.evaluate(model, ids, mask, labels, batch_size=3)
+    predictions = C.classification_logits(model, ids, mask).argmax(-1)
+    assert result["accuracy"] == float((predictions == labels).float().mean())
+    assert result["confusion"].sum() == 4
+    out = C.classify(model, encode, ["a", "WIN NOW"])
+    assert [label for label, _ in out] == [C.LABELS[int(p)] for p in C.classification_logits(
+        model, *C.pad_batch([encode("a"), encode("WIN NOW")], 0)).argmax(-1)]
+    assert all(0.0 <= p <= 1.0 for _, p in out)
+    with pytest.raises(ValueError):
+        C.classify(model, encode, [""])
+
+
+@pytest.mark.network
+def test_full_uci_set_loads():
+    data = C.load_uci_sms_spam()
+    assert len(data) == 5574 and sum(data["label"]) == 747
