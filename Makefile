@@ -12,7 +12,7 @@ TEST_ENV := SLM_COURSE_HOME=$(CURDIR)/.cache TIKTOKEN_CACHE_DIR=$(CURDIR)/.cache
 	HF_HOME=$(CURDIR)/.cache/huggingface HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
 
-.PHONY: lab test venv serve-extra assets assets-test execute build-exercises bench clean help
+.PHONY: lab test venv site serve-extra assets assets-test execute build-exercises bench clean help
 
 help:
 	@echo "make lab    create .venv, install, fetch assets, open JupyterLab on notebooks/"
@@ -20,6 +20,7 @@ help:
 	@echo "make execute          re-run every notebook and store its outputs"
 	@echo "make build-exercises  write exercises/ from solutions/"
 	@echo "make bench            run the benchmark scripts"
+	@echo "make site             build the course site (static HTML of every chapter) into site/"
 	@echo "make serve-extra      add llama.cpp (llama-cpp-python[server]) for chapter 10's serving (compiles, ~11 min once)"
 
 venv: $(STAMP)
@@ -71,6 +72,9 @@ execute: assets-test
 
 build-exercises: $(STAMP)
 	$(VENV)/bin/slm-course build-exercises
+
+site: $(DEV_STAMP)
+	$(PY) docs/build_site.py --out site
 
 bench: assets-test
 	for script in benchmarks/*.py; do echo "== $$script"; $(TEST_ENV) $(PY) $$script || exit 1; done
