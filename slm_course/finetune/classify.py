@@ -307,3 +307,96 @@ def classify(model: nn.Module, encode: Callable[[str], list[int]], texts: Sequen
     model.eval()
     probs = torch.softmax(classification_logits(model, ids, mask), dim=-1)[:, 1]
     return [(LABELS[int(p > 0.5)], round(float(p), 4)) for p in probs]
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+def as_tensors(part, pad_id: int, max_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A tokenized split → ``(ids (N, T), attention_mask (N, T), labels (N,))``, right-padded to ``max_length``."""
+    ids, mask = pad_batch(part["input_ids"], pad_id, max_length=max_length)
+    if ids.shape[1] < max_length:
+        grow = max_length - ids.shape[1]
+        ids, mask = F.pad(ids, (0, grow), value=pad_id), F.pad(mask, (0, grow))
+    return ids, mask, torch.tensor(part["label"], dtype=torch.long)
+
+
+def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, blocks: int | str = 2,
+                     lora_rank: int | None = None, max_steps: int = 100, batch_size: int = 16, lr: float = 1e-4,
+                     eval_every: int = 25, seed: int = 0, progress: bool = False,
+                     cache: dict | None = None) -> dict[str, Any]:
+    """Finetune ``model`` (with a head already added) on tokenized ``splits`` with ``slm_course.train.train``.
+
+    ``blocks``: how many top blocks train (plus final norm and head), or ``"all"``. With an int, the
+    frozen lower blocks run once (:func:`cached_hidden`) and steps go through the top only. With
+    ``lora_rank`` the top blocks' attention gets LoRA adapters (α = 2·r) instead of full updates.
+    Returns ``{"history", "validation", "test", "trainable", "seconds", "adapted", "cache"}`` (``adapted``
+    the module trained: the model or its :class:`TopBlocks`; ``cache`` the frozen blocks' activations,
+    which a second run with the same ``blocks`` on a fresh copy of the same model may reuse).
+    """
+    from slm_course.finetune.lora import apply_lora
+    from slm_course.train import TrainConfig, train
+
+    started = time.perf_counter()
+    data = {name: as_tensors(part, pad_id, max_length) for name, part in splits.items()}
+    n_layers = len(model.blocks)
+    trainable = unfreeze(model, blocks)
+    if lora_rank is not None:
+        if blocks == "all":
+            raise ValueError("LoRA here adapts the top blocks: give blocks as an int.")
+        model.requires_grad_(False)
+        top = [f"blocks.{i}.attn.{p}" for i in range(n_layers - blocks, n_layers)
+               for p in ("q_proj", "k_proj", "v_proj", "out_proj")]
+        apply_lora(model, top, r=lora_rank, alpha=2 * lora_rank, seed=seed)
+        model.lm_head.requires_grad_(True)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if blocks == "all":
+        adapted = model
+    elif cache is not None:
+        adapted, data = TopBlocks(model, n_layers - blocks), cache
+    else:
+        adapted = TopBlocks(model, n_layers - blocks)
+        data = {name: (cached_hidden(model, ids, n_layers - blocks, attention_mask=mask), mask, labels)
+                for name, (ids, mask, labels) in data.items()}
+    inputs, mask, labels = data["train"]
+    n, per_epoch = len(labels), max(1, len(labels) // batch_size)
+
+    def batches(i: int):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + i // per_epoch))
+        rows = order[(i % per_epoch) * batch_size:(i % per_epoch + 1) * batch_size]
+        return inputs[rows], mask[rows], labels[rows]
+
+    def eval_fn(module: nn.Module) -> dict[str, float]:
+        result = evaluate(module, *data["validation"])
+        return {"val_accuracy": result["accuracy"], "val_loss": result["loss"]}
+
+    config = TrainConfig(max_steps=max_steps, lr=lr, warmup_steps=max(1, max_steps // 10), weight_decay=0.0,
+                         eval_every=eval_every, seed=seed, progress=progress)
+    history = train(adapted, batches, config, loss_fn=classification_loss, eval_fn=eval_fn)
+    return {"history": history, "validation": evaluate(adapted, *data["validation"]),
+            "test": evaluate(adapted, *data["test"]), "trainable": trainable,
+            "seconds": time.perf_counter() - started, "adapted": adapted, "cache": data}
+
+
+ABLATION = (("last block", dict(blocks=1)), ("last two blocks", dict(blocks=2)), ("all layers", dict(blocks="all")),
+            ("LoRA r=8, top 2 blocks", dict(blocks=2, lora_rank=8)), ("random init, all layers", dict(blocks="all")))
+
+
+def ablation(load_model: Callable[[], tuple[nn.Module, Any]], *, max_length: int = 64, max_steps: int = 300,
+             seed: int = 0, progress: bool = True) -> list[dict[str, Any]]:
+    """The chapter's ablation table: one row (test accuracy, trainable parameters, seconds) per setting
+    of :data:`ABLATION`, each from a freshly loaded model (``load_model() -> (model, tokenizer)``)."""
+    rows = []
+    for name, settings in ABLATION:
+        model, tokenizer = load_model()
+        if name.startswith("random"):
+            torch.manual_seed(seed)
+            model = type(model)(model.config)
+        add_classification_head(model, seed=seed)
+        splits = spam_splits(tokenizer.encode, max_length=max_length, seed=seed)
+        pad_id = tokenizer.eos_id if getattr(tokenizer, "eos_id", None) is not None else 0
+        lr = 3e-5 if settings["blocks"] == "all" and not name.startswith("random") else 1e-4
+        run = train_classifier(model, splits, pad_id=pad_id, max_length=max_length, max_steps=max_steps,
+                               lr=lr, seed=seed, progress=progress, **settings)
+        rows.append({"setting": name, "test_accuracy": run["test"]["accuracy"], "trainable": run["trainable"],
+                     "seconds": run["seconds"]})
+    return rows

@@ -144,3 +144,21 @@ def test_evaluate_and_classify():
 def test_full_uci_set_loads():
     data = C.load_uci_sms_spam()
     assert len(data) == 5574 and sum(data["label"]) == 747
+
+
+@pytest.mark.parametrize("settings", [dict(blocks=1), dict(blocks="all"), dict(blocks=2, lora_rank=2)])
+def test_train_classifier_learns_a_toy_task(settings):
+    data = C.split(toy_dataset(40, 40), seed=0)
+    splits = {k: C.tokenize(v, encode, 24) for k, v in data.items()}
+    model = tiny_classifier()
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("blocks.0.")}
+    run = C.train_classifier(model, splits, pad_id=0, max_length=24, max_steps=40, batch_size=8, lr=3e-3,
+                             eval_every=20, **settings)
+    history = run["history"]
+    assert len(history.train_loss) == 40 and history.evals[-1]["step"] == 39
+    assert run["test"]["accuracy"] >= 0.9 and run["test"]["confusion"].sum() == 16
+    if settings["blocks"] != "all":  # the lowest block was frozen: bit-identical
+        state = model.state_dict()
+        assert all(torch.equal(state[k], v) for k, v in frozen.items())
+    if "lora_rank" in settings:
+        assert run["trainable"] == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) + 2 * 48 + 2
