@@ -1,4 +1,5 @@
-"""Chapter 2 exercises (attention): masks, masked softmax, scaled scores, context vectors, heads.
+"""Chapter 2 exercises (attention): masks, masked softmax, scaled scores, context vectors, heads,
+and a sliding-window (local) causal mask, the causal mask's idea applied where the lesson did not go.
 
 The learner writes each piece in ``solutions/02_attention.ipynb`` (the exercise copy); the expected
 values come from :mod:`slm_course.attention`, the implementation the course's model uses.
@@ -16,7 +17,7 @@ from slm_course.attention import (
     simple_self_attention,
     split_heads,
 )
-from slm_course.exercises.core import Case, Problem, call, random_tensor
+from slm_course.exercises.core import Case, Problem, call, random_tensor, show
 
 
 def _causal_mask_cases() -> list[Case]:
@@ -28,6 +29,7 @@ def _masked_softmax_cases() -> list[Case]:
     batch = random_tensor(2, 3, 5, 5, seed=2)  # (B, H, T, T): one (T, T) mask serves every batch and head
     padding = torch.tensor([[False, False, True], [False, False, True]])  # hide the last key (a pad token)
     wide = random_tensor(2, 3, seed=3) * 10
+    far = torch.tensor([[100.0, 0.0, -100.0], [0.0, 100.0, -50.0]])  # exp(100) = inf in float32: shift by the max
     return [
         Case("masked_softmax(scores (4, 4), causal_mask(4))", call(scores, causal_mask(4)),
              lambda: masked_softmax(scores, causal_mask(4))),
@@ -35,6 +37,8 @@ def _masked_softmax_cases() -> list[Case]:
              lambda: masked_softmax(batch, causal_mask(5))),
         Case("masked_softmax(scores (2, 3) × 10, mask hiding the last column)", call(wide, padding),
              lambda: masked_softmax(wide, padding)),
+        Case(f"masked_softmax({show(far)}, causal_mask(3)[:2])", call(far, causal_mask(3)[:2]),
+             lambda: masked_softmax(far, causal_mask(3)[:2])),
     ]
 
 
@@ -77,9 +81,10 @@ def _causal_attention_cases() -> list[Case]:
     qb, kb, vb = (random_tensor(2, 3, 6, 8, seed=s) for s in (18, 19, 20))
     return [
         Case("causal_self_attention(q, k, v of shape (5, 4))", call(q, k, v),
-             lambda: scaled_dot_product(q, k, v, causal=True, return_weights=True)),
+             lambda: scaled_dot_product(q, k, v, causal=True, return_weights=True), parts=(("context", "weights"),)),
         Case("causal_self_attention(q, k, v of shape (2, 3, 6, 8))", call(qb, kb, vb),
-             lambda: scaled_dot_product(qb, kb, vb, causal=True, return_weights=True)),
+             lambda: scaled_dot_product(qb, kb, vb, causal=True, return_weights=True),
+             parts=(("context", "weights"),)),
     ]
 
 
@@ -98,13 +103,27 @@ def _multi_head_cases() -> list[Case]:
     ]
 
 
+def local_causal_mask_reference(num_tokens: int, window: int) -> torch.Tensor:
+    """Boolean (T, T): True where token i may NOT look at token j, i.e. j > i (the future) or
+    i - j >= window (too far back). Built from the package's ``causal_mask``: sliding-window
+    attention (Mistral, Gemma 2's local layers) hides the distant past as well as the future."""
+    too_far = torch.ones(num_tokens, num_tokens, dtype=torch.bool).tril(-window)
+    return causal_mask(num_tokens) | too_far
+
+
+def _local_mask_cases() -> list[Case]:
+    settings = [(5, 2), (6, 3), (4, 1), (4, 4), (3, 10), (1, 1)]
+    return [Case(f"local_causal_mask({t}, window={w})", call(t, w), lambda t=t, w=w: local_causal_mask_reference(t, w))
+            for t, w in settings]
+
+
 q1 = Problem(
     name="q1", chapter="02", target="causal_mask", title="the causal mask", cases=_causal_mask_cases,
     hints=[
         "Token i may look at tokens 0..i. The mask marks what it must NOT see: the positions j > i, "
-        "above the diagonal. Return a boolean (T, T) tensor.",
-        "`torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)` keeps the part strictly above the "
-        "diagonal; `diagonal=0` would also hide each token from itself.",
+        "strictly above the diagonal. Return a boolean (T, T) tensor.",
+        "Fill in (which `diagonal` keeps each token visible to itself?):\n"
+        "    return torch.____(torch.ones(num_tokens, num_tokens, dtype=torch.____), diagonal=____)",
     ],
     points=1,
 )
@@ -113,9 +132,10 @@ q2 = Problem(
     name="q2", chapter="02", target="masked_softmax", title="softmax with a mask", cases=_masked_softmax_cases,
     hints=[
         "Hidden positions must get weight exactly 0 while each row still sums to 1: change their scores "
-        "before the softmax, not the weights after it.",
-        "`scores.masked_fill(mask, float('-inf'))` then `torch.softmax(..., dim=-1)`: exp(-inf) = 0. "
-        "Filling with 0 does not hide anything (exp(0) = 1).",
+        "before the softmax (to a score whose exp is 0), not the weights after it. Do not edit `scores` in place.",
+        "Fill in (a fill of 0 hides nothing: exp(0) = 1):\n"
+        "    hidden = scores.masked_fill(____, ____)\n"
+        "    return torch.softmax(hidden, dim=____)",
     ],
     points=2,
 )
@@ -124,10 +144,10 @@ q3 = Problem(
     name="q3", chapter="02", target="attention_scores", title="scaled attention scores",
     cases=_attention_scores_cases,
     hints=[
-        "Each score is a dot product of a query with a key: a matrix product of queries with the keys "
-        "transposed over their last two dimensions.",
-        "`queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[-1])`: divide by the square root "
-        "of the head size d (the last dimension), not by d and not by the number of tokens.",
+        "Each score is a dot product of a query with a key: a matrix product of the queries with the keys "
+        "transposed over their last two dimensions, divided by the square root of the vector size d.",
+        "Fill in (d is the last dimension, not the number of tokens):\n"
+        "    return queries @ keys.transpose(____, ____) / math.sqrt(____)",
     ],
     points=1,
 )
@@ -137,9 +157,11 @@ q4 = Problem(
     cases=_context_cases,
     hints=[
         "Three steps: scores (every token's dot product with every token), weights (softmax of each "
-        "row), context (the weighted sum of the input vectors).",
-        "`weights = torch.softmax(inputs @ inputs.transpose(-2, -1), dim=-1)` then `weights @ inputs`. "
-        "No √d scaling here: this is the version without trainable weights.",
+        "row), context (the weighted sum of the input vectors). No √d scaling in this version.",
+        "Fill in:\n"
+        "    scores = inputs @ inputs.____(-2, -1)      # (..., T, T)\n"
+        "    weights = torch.softmax(scores, dim=____)\n"
+        "    return ____ @ ____                          # (..., T, d)",
     ],
     points=1,
 )
@@ -149,8 +171,9 @@ q5 = Problem(
     hints=[
         "Undo split_heads in reverse order: first bring the token dimension back before the heads, "
         "(B, H, T, hd) -> (B, T, H, hd), then join the last two dimensions.",
-        "`x.transpose(1, 2).reshape(B, T, H * hd)` (or `.contiguous().view(...)`). Reshaping without the "
-        "transpose mixes tokens across heads.",
+        "Fill in (reshaping without the transpose mixes tokens across heads):\n"
+        "    batch, num_heads, num_tokens, head_dim = x.shape\n"
+        "    return x.transpose(____, ____).reshape(batch, ____, ____)",
     ],
     points=2,
 )
@@ -160,9 +183,11 @@ q6 = Problem(
     cases=_causal_attention_cases,
     hints=[
         "Chain your earlier pieces: scaled scores, the causal mask for T tokens, the masked softmax, "
-        "then the weighted sum of the values. Return a tuple (context, weights).",
-        "`weights = masked_softmax(attention_scores(q, k), causal_mask(q.shape[-2]))`, "
-        "`return weights @ v, weights`.",
+        "then the weighted sum of the values. Return a tuple (context, weights), in that order.",
+        "Fill in:\n"
+        "    scores = attention_scores(____, ____)\n"
+        "    weights = masked_softmax(scores, causal_mask(queries.shape[____]))\n"
+        "    return ____ @ values, ____",
     ],
     points=2,
 )
@@ -172,11 +197,27 @@ q7 = Problem(
     cases=_multi_head_cases,
     hints=[
         "One matrix multiply gives queries, keys and values at once: `inputs @ qkv_weight.T` has 3·D "
-        "features; `.chunk(3, dim=-1)` cuts it into Q, K and V. Then split each into heads, attend "
-        "causally per head, and merge the heads.",
-        "`q, k, v = (split_heads(t, num_heads) for t in (inputs @ qkv_weight.T).chunk(3, dim=-1))`; "
-        "`context = F.scaled_dot_product_attention(q, k, v, is_causal=True)` (or your "
-        "causal_self_attention); `return merge_heads(context)`.",
+        "features in the order Q, K, V; cut it in three, split each into heads, attend causally in every "
+        "head at once, and merge the heads.",
+        "Fill in:\n"
+        "    queries, keys, values = (inputs @ qkv_weight.T).chunk(____, dim=-1)\n"
+        "    queries, keys, values = (split_heads(t, ____) for t in (queries, keys, values))\n"
+        "    context, _ = causal_self_attention(____, ____, ____)   # (B, H, T, hd)\n"
+        "    return ____(context)",
     ],
     points=3,
+)
+
+q8 = Problem(
+    name="q8", chapter="02", target="local_causal_mask", title="a sliding-window causal mask",
+    cases=_local_mask_cases,
+    hints=[
+        "Two things are hidden now: the future (j > i, as in the causal mask) and the distant past "
+        "(i - j >= window). Build each as a boolean (T, T) tensor and combine them with `|`.",
+        "Fill in (`tril(k)` keeps what lies on or below diagonal k; negative k goes further down):\n"
+        "    future = torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool), diagonal=____)\n"
+        "    too_far = torch.ones(num_tokens, num_tokens, dtype=torch.bool).tril(____)\n"
+        "    return future ____ too_far",
+    ],
+    points=2,
 )

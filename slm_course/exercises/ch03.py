@@ -1,4 +1,6 @@
-"""Chapter 3 exercises (architecture): LayerNorm, RMSNorm, RoPE, SwiGLU, grouped-query heads, a count.
+"""Chapter 3 exercises (architecture): LayerNorm, RMSNorm, RoPE, SwiGLU, grouped-query heads, GPT-2's
+parameter count, and the count of a Llama-style model (RMSNorm, RoPE, SwiGLU and grouped-query
+attention together: the lesson's pieces applied to a model the lesson did not count by hand).
 
 The learner writes each piece in ``solutions/03_architecture.ipynb`` (the exercise copy); the
 expected values come from :mod:`slm_course.model`, the model the later chapters train.
@@ -9,7 +11,11 @@ from typing import Any
 
 import torch
 
-from slm_course.exercises.core import Case, Problem, call, compare_values, random_tensor
+from slm_course.exercises.core import Case, Problem, call, compare_values, forbid, random_tensor
+
+# Stated rules: the norms are written from tensor operations (see slm_course.exercises.rules.forbid).
+LAYER_NORM_SHORTCUTS = ("torch.nn.functional.layer_norm", "torch.layer_norm")
+RMS_NORM_SHORTCUTS = ("torch.nn.functional.rms_norm", "torch.rms_norm")
 from slm_course.model import (
     SLMConfig,
     LayerNorm,
@@ -42,13 +48,16 @@ def _layer_norm_cases() -> list[Case]:
     w4, b4 = random_tensor(4, seed=2), random_tensor(4, seed=3)
     x16 = random_tensor(2, 3, 16, seed=4)
     flat = torch.full((2, 6), 7.0)  # zero variance: only eps keeps the division finite
+    def guarded(*args, **kwargs):
+        return forbid(call(*args, **kwargs), *LAYER_NORM_SHORTCUTS, advice="Write it with mean, var and sqrt.")
+
     return [
-        Case("layer_norm(x (3, 4), weight, bias)", call(x4, w4, b4), lambda: _layer_norm(x4, w4, b4, 1e-5)),
-        Case("layer_norm(x (2, 3, 16), ones(16), zeros(16))", call(x16, torch.ones(16), torch.zeros(16)),
+        Case("layer_norm(x (3, 4), weight, bias)", guarded(x4, w4, b4), lambda: _layer_norm(x4, w4, b4, 1e-5)),
+        Case("layer_norm(x (2, 3, 16), ones(16), zeros(16))", guarded(x16, torch.ones(16), torch.zeros(16)),
              lambda: _layer_norm(x16, torch.ones(16), torch.zeros(16), 1e-5)),
-        Case("layer_norm(x (3, 4), weight, bias, eps=0.5)", call(x4, w4, b4, eps=0.5),
+        Case("layer_norm(x (3, 4), weight, bias, eps=0.5)", guarded(x4, w4, b4, eps=0.5),
              lambda: _layer_norm(x4, w4, b4, 0.5)),
-        Case("layer_norm(full((2, 6), 7.0), ones(6), bias)", call(flat, torch.ones(6), b4.repeat(2)[:6]),
+        Case("layer_norm(full((2, 6), 7.0), ones(6), bias)", guarded(flat, torch.ones(6), b4.repeat(2)[:6]),
              lambda: _layer_norm(flat, torch.ones(6), b4.repeat(2)[:6], 1e-5)),
     ]
 
@@ -59,12 +68,15 @@ def _rms_norm_cases() -> list[Case]:
     x3 = random_tensor(2, 4, 6, seed=7)
     small = random_tensor(2, 5, seed=8) * 0.05  # mean square comparable to eps
     tiny = random_tensor(2, 6, seed=13) * 3e-3  # mean square ≈ 1e-5: the default eps=1e-6 (not 1e-5) shows
+    def guarded(*args, **kwargs):
+        return forbid(call(*args, **kwargs), *RMS_NORM_SHORTCUTS, advice="Write it with pow, mean and sqrt.")
+
     return [
-        Case("rms_norm(x (3, 8), weight)", call(x, w), lambda: _rms_norm(x, w, 1e-6)),
-        Case("rms_norm(x (2, 6) × 0.003, ones(6)) (the default eps)", call(tiny, torch.ones(6)),
+        Case("rms_norm(x (3, 8), weight)", guarded(x, w), lambda: _rms_norm(x, w, 1e-6)),
+        Case("rms_norm(x (2, 6) × 0.003, ones(6)) (the default eps)", guarded(tiny, torch.ones(6)),
              lambda: _rms_norm(tiny, torch.ones(6), 1e-6)),
-        Case("rms_norm(x (2, 4, 6), ones(6))", call(x3, torch.ones(6)), lambda: _rms_norm(x3, torch.ones(6), 1e-6)),
-        Case("rms_norm(x (2, 5) × 0.05, ones(5), eps=1e-2)", call(small, torch.ones(5), eps=1e-2),
+        Case("rms_norm(x (2, 4, 6), ones(6))", guarded(x3, torch.ones(6)), lambda: _rms_norm(x3, torch.ones(6), 1e-6)),
+        Case("rms_norm(x (2, 5) × 0.05, ones(5), eps=1e-2)", guarded(small, torch.ones(5), eps=1e-2),
              lambda: _rms_norm(small, torch.ones(5), 1e-2)),
     ]
 
@@ -175,13 +187,39 @@ def _count_cases() -> list[Case]:
     ]
 
 
+def _llama_count(vocab_size: int, d_model: int, n_layers: int, n_heads: int, n_kv_heads: int, d_ff: int,
+                 tie_embeddings: bool) -> int:
+    config = SLMConfig(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads,
+                       n_kv_heads=n_kv_heads, norm="rmsnorm", positions="rope", mlp="swiglu", d_ff=d_ff,
+                       tie_embeddings=tie_embeddings)
+    return count_parameters(config)
+
+
+def _llama_count_cases() -> list[Case]:
+    shapes = [
+        (49152, 576, 30, 9, 3, 1536, True),  # SmolLM2-135M: 134,515,008
+        (49152, 576, 30, 9, 9, 1536, True),  # the same without grouped-query attention
+        (32000, 2048, 22, 32, 4, 5632, False),  # TinyLlama-1.1B: untied head
+        (100, 8, 2, 2, 1, 12, False),
+        (10, 4, 1, 1, 1, 4, True),
+    ]
+    return [
+        Case(f"llama_parameter_count({v}, {d}, {n}, {h}, {kv}, {f}, tie_embeddings={t})", call(v, d, n, h, kv, f, t),
+             lambda v=v, d=d, n=n, h=h, kv=kv, f=f, t=t: _llama_count(v, d, n, h, kv, f, t))
+        for v, d, n, h, kv, f, t in shapes
+    ]
+
+
 q1 = Problem(
     name="q1", chapter="03", target="layer_norm", title="layer normalisation", cases=_layer_norm_cases,
     hints=[
         "Normalise each token's vector over its features (the last dimension): subtract its mean, divide "
-        "by its standard deviation, then scale by `weight` and shift by `bias`.",
-        "`mean = x.mean(-1, keepdim=True)`, `var = x.var(-1, keepdim=True, unbiased=False)` (the biased "
-        "variance: divide by d, not d − 1), then `(x - mean) / torch.sqrt(var + eps) * weight + bias`.",
+        "by the square root of its variance plus eps, then scale by `weight` and shift by `bias`. The "
+        "variance is the biased one (divide by d, not d − 1). `F.layer_norm` is off limits.",
+        "Fill in:\n"
+        "    mean = x.mean(dim=____, keepdim=True)\n"
+        "    var = x.var(dim=-1, keepdim=True, unbiased=____)\n"
+        "    return (x - mean) / torch.sqrt(____) * ____ + ____",
     ],
     points=1,
 )
@@ -190,8 +228,10 @@ q2 = Problem(
     name="q2", chapter="03", target="rms_norm", title="RMSNorm", cases=_rms_norm_cases,
     hints=[
         "RMSNorm is LayerNorm without the centring and without the bias: divide by the root mean square "
-        "of the features, then scale.",
-        "`x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight` (eps inside the square root).",
+        "of the features (eps inside the square root), then scale. `F.rms_norm` is off limits.",
+        "Fill in:\n"
+        "    mean_square = x.pow(____).mean(dim=____, keepdim=True)\n"
+        "    return x / torch.sqrt(mean_square + ____) * ____",
     ],
     points=1,
 )
@@ -200,10 +240,15 @@ q3 = Problem(
     name="q3", chapter="03", target="rope", title="rotary position embeddings", cases=_rope_cases,
     hints=[
         "Feature pair i is (x[..., i], x[..., i + d/2]). At position p it turns by the angle "
-        "p · theta^(−2i/d): build a (T, d/2) table of angles with `torch.outer(positions, freqs)`, "
-        "positions 0 … T−1.",
-        "`freqs = theta ** (-torch.arange(0, d, 2).float() / d)`; `x1, x2 = x[..., :d//2], x[..., d//2:]`; "
-        "return `torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)` with cos/sin of the angles.",
+        "p · theta^(−2i/d): build a (T, d/2) table of angles from the positions 0 … T−1 and the d/2 "
+        "frequencies, then rotate each pair with its cos and sin. Build a new tensor; do not write into `x`.",
+        "Fill in:\n"
+        "    T, d = x.shape[-2], x.shape[-1]\n"
+        "    freqs = theta ** (-torch.arange(0, d, ____).float() / d)      # (d/2,)\n"
+        "    angles = torch.outer(torch.arange(____).float(), freqs)        # (T, d/2)\n"
+        "    cos, sin = angles.cos(), angles.sin()\n"
+        "    x1, x2 = x[..., :d // 2], x[..., d // 2:]\n"
+        "    return torch.cat([x1 * cos - ____ * sin, x2 * cos + ____ * sin], dim=-1)",
     ],
     points=2,
 )
@@ -211,10 +256,13 @@ q3 = Problem(
 q4 = Problem(
     name="q4", chapter="03", target="swiglu", title="the SwiGLU feed-forward", cases=_swiglu_cases,
     hints=[
-        "Two projections of the same input: one goes through SiLU and gates the other (element-wise "
-        "product), then a third matrix brings the result back to d_model. Weights are stored as in "
-        "`nn.Linear`, (out_features, in_features), so multiply by their transpose.",
-        "`(F.silu(x @ w_gate.T) * (x @ w_up.T)) @ w_down.T`. SiLU is x · sigmoid(x), not a plain sigmoid.",
+        "Two projections of the same input: one goes through SiLU (x · sigmoid(x), not a plain sigmoid) "
+        "and gates the other by an element-wise product; a third matrix brings the result back to "
+        "d_model. Weights are stored as in `nn.Linear`, (out, in), so multiply by their transpose.",
+        "Fill in:\n"
+        "    gate = F.____(x @ w_gate.T)\n"
+        "    up = x @ ____.T\n"
+        "    return (gate ____ up) @ ____.T",
     ],
     points=1,
 )
@@ -223,10 +271,12 @@ q5 = Problem(
     name="q5", chapter="03", target="repeat_kv", title="grouped-query attention: share K/V heads",
     cases=_repeat_kv_cases,
     hints=[
-        "Each K/V head serves a group of n_heads / n_kv_heads consecutive query heads: head 0 is used "
-        "by query heads 0 … g−1, head 1 by g … 2g−1. Repeat each head in place; do not tile the whole stack.",
-        "`x.repeat_interleave(n_heads // x.shape[1], dim=1)`. `x.repeat(1, g, 1, 1)` gives the order "
-        "0, 1, 0, 1 … instead of 0, 0, 1, 1 ….",
+        "Each K/V head serves a group of g = n_heads / n_kv_heads consecutive query heads: head 0 is used "
+        "by query heads 0 … g−1, head 1 by g … 2g−1. Repeat each head in place in the order "
+        "0, 0, 1, 1, …; do not tile the whole stack (0, 1, 0, 1, …).",
+        "Fill in:\n"
+        "    group = n_heads // x.shape[____]\n"
+        "    return x.____(group, dim=____)",
     ],
     points=1,
 )
@@ -238,9 +288,31 @@ q6 = Problem(
         "Add up: token embeddings (vocab × d), position embeddings (context × d), per block two "
         "LayerNorms, the attention (Q, K, V and output projections, each with a bias) and the "
         "feed-forward (d → 4d → d, with biases), then the final LayerNorm, and an output layer "
-        "(vocab × d, no bias) only when it is not tied.",
-        "Per block: 2 · 2d (norms) + (3d² + 3d) + (d² + d) (attention) + (4d² + 4d) + (4d² + d) "
-        "(feed-forward) = 12d² + 13d. GPT-2 124M with the tied head gives 124,439,808.",
+        "(vocab × d, no bias) only when it is not tied. Use integer arithmetic: the answer is an int.",
+        "Fill in (per block the total is 12d² + 13d):\n"
+        "    norms = 2 * (____ * d)                      # weight and bias, twice\n"
+        "    attention = 4 * (d * d + ____)\n"
+        "    feed_forward = (d * 4 * d + ____) + (4 * d * d + ____)\n"
+        "    embeddings = vocab_size * d + ____ * d\n"
+        "    head = 0 if tie_embeddings else ____\n"
+        "    return embeddings + n_layers * (norms + attention + feed_forward) + ____ + head",
+    ],
+    points=2,
+)
+
+q7 = Problem(
+    name="q7", chapter="03", target="llama_parameter_count", title="count a Llama-style model's parameters",
+    cases=_llama_count_cases,
+    hints=[
+        "Same bookkeeping as GPT-2, other parts: no position table (RoPE has no parameters); RMSNorm has "
+        "a weight only; no biases anywhere; K and V have n_kv_heads heads of d / n_heads features each; "
+        "SwiGLU has three matrices of d × d_ff. One final RMSNorm; the head counts only when untied.",
+        "Fill in (head_dim = d_model // n_heads):\n"
+        "    kv_width = ____ * head_dim\n"
+        "    attention = d_model * d_model + 2 * d_model * ____ + ____ * d_model   # Q, K and V, output\n"
+        "    block = 2 * ____ + attention + ____ * d_model * d_ff\n"
+        "    head = 0 if tie_embeddings else ____\n"
+        "    return vocab_size * d_model + n_layers * block + ____ + head",
     ],
     points=2,
 )

@@ -39,7 +39,24 @@ def test_masked_softmax():
     def wrong_dim(scores, mask):
         return torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-2)
 
-    check(ch02.q2, [fills_zero, zeroes_after_softmax, wrong_dim])
+    def fills_in_place(scores, mask):  # masked_fill_ edits the caller's scores
+        return torch.softmax(scores.masked_fill_(mask, float("-inf")), dim=-1)
+
+    def unshifted_exp(scores, mask):  # exp by hand without the max shift: inf / inf on a score of 100
+        exps = scores.exp().masked_fill(mask, 0.0)
+        return exps / exps.sum(dim=-1, keepdim=True)
+
+    check(ch02.q2, [fills_zero, zeroes_after_softmax, wrong_dim, fills_in_place, unshifted_exp])
+    assert "changed its input `scores` in place" in ch02.q2.check(fills_in_place, quiet=True).reason
+
+    def large_negative(scores, mask):  # a correct alternative: exp(-1e9 - max) is exactly 0 in float32
+        return torch.softmax(scores.masked_fill(mask, -1e9), dim=-1)
+
+    def where_form(scores, mask):
+        return torch.where(mask, float("-inf"), scores).softmax(-1)
+
+    for answer in (large_negative, where_form):
+        assert ch02.q2.check(answer, quiet=True).correct, answer.__name__
 
 
 def test_attention_scores():
@@ -96,7 +113,17 @@ def test_causal_self_attention():
     def context_only(q, k, v):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
-    check(ch02.q6, [not_causal, unscaled, context_only])
+    def as_list(q, k, v):  # the statement says a tuple (context, weights)
+        context, weights = attention.scaled_dot_product(q, k, v, causal=True, return_weights=True)
+        return [context, weights]
+
+    def swapped(q, k, v):
+        context, weights = attention.scaled_dot_product(q, k, v, causal=True, return_weights=True)
+        return weights, context
+
+    check(ch02.q6, [not_causal, unscaled, context_only, as_list, swapped])
+    assert "expected a tuple, got a list" in ch02.q6.check(as_list, quiet=True).reason
+    assert ": context: the shape (5, 4) and dtype are right" in ch02.q6.check(unscaled, quiet=True).reason
 
 
 def test_multi_head_attention():
@@ -113,7 +140,35 @@ def test_multi_head_attention():
         q, k, v = (part.reshape(b, h, t, d // h) for part in (x @ w.T).chunk(3, dim=-1))
         return attention.merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
-    check(ch02.q7, [one_big_head, not_causal, heads_split_without_transpose])
+    def keys_first(x, w, h):  # the chunks are Q, K, V in that order
+        k, q, v = (attention.split_heads(t, h) for t in (x @ w.T).chunk(3, dim=-1))
+        return attention.merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+    check(ch02.q7, [one_big_head, not_causal, heads_split_without_transpose, keys_first])
+
+
+def test_local_causal_mask():
+    def future_only(n, window):  # the plain causal mask: the window ignored
+        return torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+
+    def off_by_one_window(n, window):  # hides i - j > window: one token too many visible
+        return torch.triu(torch.ones(n, n, dtype=torch.bool), 1) | torch.ones(n, n, dtype=torch.bool).tril(-window - 1)
+
+    def allowed_instead_of_hidden(n, window):  # True where a token MAY look
+        return ~(torch.triu(torch.ones(n, n, dtype=torch.bool), 1) | torch.ones(n, n, dtype=torch.bool).tril(-window))
+
+    def float_mask(n, window):
+        return (torch.triu(torch.ones(n, n), 1) + torch.ones(n, n).tril(-window)).clamp(max=1)
+
+    check(ch02.q8, [future_only, off_by_one_window, allowed_instead_of_hidden, float_mask])
+
+    def by_distance(n, window):  # a correct alternative from index arithmetic
+        i = torch.arange(n).unsqueeze(1)
+        j = torch.arange(n).unsqueeze(0)
+        return (j > i) | (i - j >= window)
+
+    assert ch02.q8.check(by_distance, quiet=True).correct
+    torch.testing.assert_close(SOLVED["local_causal_mask"](4, 4), attention.causal_mask(4))
 
 
 def test_solutions_match_the_package():
@@ -127,7 +182,7 @@ def test_solutions_match_the_package():
 
 
 def test_every_problem_has_hints_and_at_least_two_cases():
-    problems = [ch02.q1, ch02.q2, ch02.q3, ch02.q4, ch02.q5, ch02.q6, ch02.q7]
+    problems = [ch02.q1, ch02.q2, ch02.q3, ch02.q4, ch02.q5, ch02.q6, ch02.q7, ch02.q8]
     for problem in problems:
         assert len(problem.hints) >= 2
         assert len(problem.prepare()) >= 2

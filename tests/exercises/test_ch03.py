@@ -133,5 +133,80 @@ def test_gpt_parameter_count():
     def off_by_a_half(vocab, context, d, layers, tie):  # not a whole number of parameters
         return solution(vocab, context, d, layers, tie) + 0.5
 
-    check(ch03.q6, [forgets_positions, counts_tied_head_twice, no_biases, off_by_a_half])
+    def float_arithmetic(vocab, context, d, layers, tie):  # the right number as a float: the statement says int
+        return float(solution(vocab, context, d, layers, tie))
+
+    def true_division(vocab, context, d, layers, tie):  # `4 * d * d / 1`-style arithmetic gives a float
+        return solution(vocab, context, d, layers, tie) / 1
+
+    check(ch03.q6, [forgets_positions, counts_tied_head_twice, no_biases, off_by_a_half, float_arithmetic,
+                    true_division])
+    assert "(an int), got float" in ch03.q6.check(float_arithmetic, quiet=True).reason
     assert solution(50257, 1024, 768, 12, True) == 124_439_808  # the published GPT-2 figure
+
+
+def test_llama_parameter_count():
+    solution = SOLVED["llama_parameter_count"]
+
+    def kv_as_query_heads(vocab, d, layers, heads, kv, d_ff, tie):  # forgets grouped-query attention
+        return solution(vocab, d, layers, heads, heads, d_ff, tie)
+
+    def layernorm_biases(vocab, d, layers, heads, kv, d_ff, tie):  # RMSNorm has no bias
+        return solution(vocab, d, layers, heads, kv, d_ff, tie) + (2 * layers + 1) * d
+
+    def two_matrix_mlp(vocab, d, layers, heads, kv, d_ff, tie):  # SwiGLU has three matrices
+        return solution(vocab, d, layers, heads, kv, d_ff, tie) - layers * d * d_ff
+
+    def counts_positions(vocab, d, layers, heads, kv, d_ff, tie):  # RoPE has no learned table
+        return solution(vocab, d, layers, heads, kv, d_ff, tie) + 2048 * d
+
+    def head_always(vocab, d, layers, heads, kv, d_ff, tie):
+        return solution(vocab, d, layers, heads, kv, d_ff, False)
+
+    def kv_width_by_kv_heads(vocab, d, layers, heads, kv, d_ff, tie):  # d // kv per K/V head instead of d // heads
+        base = solution(vocab, d, layers, heads, kv, d_ff, tie)
+        return base + layers * 2 * d * (kv * (d // kv) - kv * (d // heads))
+
+    check(ch03.q7, [kv_as_query_heads, layernorm_biases, two_matrix_mlp, counts_positions, head_always,
+                    kv_width_by_kv_heads])
+    assert solution(49152, 576, 30, 9, 3, 1536, True) == 134_515_008  # SmolLM2-135M, the published size
+
+
+def test_norms_refuse_the_library_functions():
+    def layer_norm_library(x, weight, bias, eps=1e-5):
+        return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
+
+    def layer_norm_in_place(x, weight, bias, eps=1e-5):  # edits the caller's x
+        x -= x.mean(dim=-1, keepdim=True)
+        return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight + bias
+
+    check(ch03.q1, [layer_norm_library, layer_norm_in_place])
+    assert "uses `torch.nn.functional.layer_norm`, which this exercise asks you not to use" in ch03.q1.check(layer_norm_library, quiet=True).reason
+
+    def rms_norm_library(x, weight, eps=1e-6):
+        return F.rms_norm(x, x.shape[-1:], weight, eps)
+
+    def rms_norm_method_of_module(x, weight, eps=1e-6):
+        norm = torch.nn.RMSNorm(x.shape[-1], eps=eps)
+        with torch.no_grad():
+            norm.weight.copy_(weight)
+            return norm(x)
+
+    check(ch03.q2, [rms_norm_library, rms_norm_method_of_module])
+
+    def rsqrt_form(x, weight, eps=1e-6):  # a correct alternative
+        return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps) * weight
+
+    assert ch03.q2.check(rsqrt_form, quiet=True).correct
+
+
+def test_rope_written_into_its_input_is_caught():
+    solution = SOLVED["rope"]
+
+    def rotates_in_place(x, theta=10_000.0):  # writes the rotated halves back into the caller's x
+        rotated = solution(x, theta)
+        x.copy_(rotated)
+        return x
+
+    result = ch03.q3.check(rotates_in_place, quiet=True)
+    assert not result.correct and "changed its input `x` in place" in result.reason

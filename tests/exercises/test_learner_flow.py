@@ -38,3 +38,20 @@ def test_q1_not_attempted_then_correct(path, tmp_path):
     after = run_until_first_check(learner_copy, tmp_path, load_solution_source(chapter, "q1"))
     assert "✓ q1 correct" in after, after
     assert load_chapter(chapter).q1.target in load_solution_source(chapter, "q1")
+
+
+@pytest.mark.slow
+def test_check_warns_in_a_real_kernel_about_a_helper_from_another_cell(tmp_path):
+    path = next(p for p in EXERCISES if p.name.startswith("00_"))
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if exercise_tag(c) == "q1")
+    nb.cells.insert(index, nbformat.v4.new_code_cell("def lower_words(text):\n    return text.lower().split()"))
+    learner_copy = tmp_path / path.name
+    nbformat.write(nb, learner_copy)
+    uses_helper = ("def count_words(text):\n    counts = {}\n    for word in lower_words(text):\n"
+                   "        counts[word] = counts.get(word, 0) + 1\n    return counts")
+    out = run_until_first_check(learner_copy, tmp_path, uses_helper)
+    assert "✓ q1 correct" in out and "⚠ Your `count_words` uses `lower_words`" in out, out
+    inside = "def lower_words(text):\n    return text.lower().split()\n\n" + uses_helper
+    out = run_until_first_check(learner_copy, tmp_path, inside)
+    assert "✓ q1 correct" in out and "⚠" not in out, out
