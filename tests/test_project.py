@@ -11,9 +11,22 @@ ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9][A-Za-z0-9.+!_-]*$")  # name==exact.version
 
 
-def _requirement_lines() -> list[str]:
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
+def _requirement_lines(name: str = "requirements.txt") -> list[str]:
+    lines = (ROOT / name).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("name", ["requirements-serve.txt", "requirements-dev.txt"])
+def test_optional_requirements_are_exact_pins_that_agree_with_the_main_ones(name):
+    lines = _requirement_lines(name)
+    pin = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[a-z,]+\])?==[A-Za-z0-9][A-Za-z0-9.+!_-]*$")  # extras allowed
+    assert lines and [line for line in lines if not pin.match(line)] == []
+    main = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1] for line in _requirement_lines()}
+    for line in lines:
+        package, version = line.split("==")
+        package = re.sub(r"\[.*\]", "", package).lower().replace("_", "-")
+        assert main.get(package, version) == version, f"{name} pins {line} but requirements.txt pins {main[package]}"
+    assert "torch" not in {re.sub(r"\[.*\]", "", l.split("==")[0]).lower() for l in lines}  # never a second torch
 
 
 def test_requirements_are_exact_pins_including_torch():

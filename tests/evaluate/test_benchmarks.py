@@ -174,3 +174,15 @@ def test_quality_vs_size_plot_labels_every_source():
     assert all(any(row["model"] == t for t in texts) for row in OPENELM_TABLE)
     assert "course SmolLM2" in texts and "SmolLM2-135M (card)" in texts
     assert all(ax.get_xscale() == "log" and ax.get_ylabel() for ax in fig.axes)
+
+
+def test_multiple_choice_diagram_draws_every_option_and_marks_the_pick():
+    from slm_course.diagrams.ch09 import multiple_choice_scoring
+    from slm_course.diagrams.drawing import count_gids, texts
+
+    fig = multiple_choice_scoring([" A", " B", " C"], [-2.0, -0.5, -3.0], answer=0, show=False)
+    assert count_gids(fig, "option") == 3 and count_gids(fig, "cache") == 1
+    drawn = texts(fig)
+    assert any("← picked" in t and "-0.50" in t for t in drawn) and any("right answer" in t for t in drawn)
+    with pytest.raises(ValueError, match="log-likelihoods"):
+        multiple_choice_scoring([" A"], [-1.0, -2.0], show=False)
