@@ -1,6 +1,8 @@
 """Tests for slm_course.generate: the KV cache, the sampling filters and the decoding loop."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -227,3 +229,27 @@ def test_bad_arguments_are_explained():
     model.train()
     generate(model, idx, 2)
     assert model.training is True
+
+
+def test_min_p_equals_transformers_and_one_step_attention_equals_the_model_path():
+    from transformers.generation.logits_process import MinPLogitsWarper
+
+    from slm_course.attention import scaled_dot_product
+    from slm_course.generate import attend_one_step, min_p_filter, perplexity_from_losses
+
+    logits = torch.randn(4, 300, generator=torch.Generator().manual_seed(0)) * 3
+    ids = torch.zeros(4, 1, dtype=torch.long)
+    for m in (0.01, 0.1, 0.5):
+        assert torch.equal(torch.isinf(min_p_filter(logits, m)), torch.isinf(MinPLogitsWarper(m)(ids, logits.clone())))
+    with pytest.raises(ValueError, match="min_p"):
+        min_p_filter(logits, 1.5)
+    q, kn, vn = (torch.randn(2, 3, 1, 4) for _ in range(3))
+    kp, vp = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 5, 4)
+    out, k_all, v_all = attend_one_step(q, kn, vn, kp, vp)
+    assert k_all.shape == (2, 3, 6, 4)
+    full_q = torch.cat([torch.randn(2, 3, 5, 4), q], dim=-2)
+    torch.testing.assert_close(out, scaled_dot_product(full_q, k_all, v_all, causal=True)[:, :, -1:])
+    assert perplexity_from_losses([0.0, 0.0]) == 1.0
+    assert perplexity_from_losses([1.0, 3.0]) == pytest.approx(math.exp(2.0))
+    with pytest.raises(ValueError):
+        perplexity_from_losses([])

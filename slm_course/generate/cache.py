@@ -140,3 +140,17 @@ class KVCache:
             raise ValueError(f"repeat_batch takes a positive whole number of copies, got {k!r}.")
         return self._copy_with([t.repeat_interleave(k, dim=0) for t in self.keys],
                                [t.repeat_interleave(k, dim=0) for t in self.values])
+
+
+def attend_one_step(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_past: torch.Tensor,
+                    v_past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One decode step of attention with a cache, on plain tensors (what the model does per layer).
+
+    ``q``, ``k_new``, ``v_new``: ``(B, H, 1, d)`` for the new token; ``k_past``, ``v_past``: ``(B, H, t, d)``.
+    Returns ``(out (B, H, 1, d), k_all, v_all)`` with ``k_all``/``v_all`` ``(B, H, t + 1, d)``. The new
+    token is the last position, so it may attend to every key: no mask is needed.
+    """
+    from slm_course.attention import scaled_dot_product
+
+    k_all, v_all = torch.cat([k_past, k_new], dim=-2), torch.cat([v_past, v_new], dim=-2)
+    return scaled_dot_product(q, k_all, v_all, causal=True), k_all, v_all

@@ -86,3 +86,20 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None = None) -> tor
 def greedy(logits: torch.Tensor) -> torch.Tensor:
     """The most likely token of each row of ``logits`` ``(B, vocab)`` → ``(B, 1)`` int64 (temperature 0)."""
     return logits.argmax(dim=-1, keepdim=True)
+
+
+def min_p_filter(logits: torch.Tensor, min_p: float | None) -> torch.Tensor:
+    """Min-p filter: keep the tokens at least ``min_p`` times as probable as the most probable one.
+
+    Unlike top-p, the cut moves with the model's confidence: a sure model keeps few tokens, an
+    unsure one many. ``min_p=None`` or 0 keeps everything; ``0 ≤ min_p ≤ 1``. Equal to
+    ``transformers``' ``MinPLogitsWarper`` (tested).
+    """
+    _check_logits(logits)
+    if min_p is None:
+        return logits
+    if isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0 <= min_p <= 1:
+        raise ValueError(f"min_p must be a fraction in [0, 1] (or None to keep all), got {min_p!r}.")
+    probs = torch.softmax(logits.float(), dim=-1)
+    floor = min_p * probs.amax(dim=-1, keepdim=True)  # (..., 1)
+    return logits.masked_fill(probs < floor, float("-inf"))
