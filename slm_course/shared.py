@@ -16,8 +16,15 @@ def _course_bpe() -> Path:
     return course_bpe_path()
 
 
+def _tiny_pretrained() -> Path:
+    from slm_course.train.pretrained import build_tiny_pretrained
+
+    return build_tiny_pretrained()
+
+
 BUILDS: dict[str, Callable[[], Path]] = {
     "course-bpe": _course_bpe,
+    "tiny-pretrained": _tiny_pretrained,
     "smollm2": lambda: __import__("slm_course.weights.smollm2", fromlist=["build_smollm2"]).build_smollm2(),
 }
 
