@@ -74,22 +74,31 @@ def load_uci_sms_spam():
                                       features=_features(datasets))
 
 
+def balanced_indices(labels: Sequence[int], seed: int | None = None) -> list[int]:
+    """Row indices that undersample ``labels`` to the rarer class's count, in increasing order.
+
+    With ``seed=None`` each class keeps its first rows; with a seed, rows drawn at random (seeded).
+    """
+    labels = list(labels)
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ValueError(f"balancing needs at least two classes, the labels are all {labels[:1]}.")
+    by_class = {y: [i for i, label in enumerate(labels) if label == y] for y in classes}
+    keep_n = min(len(rows) for rows in by_class.values())
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    keep = []
+    for rows in by_class.values():
+        chosen = torch.randperm(len(rows), generator=generator)[:keep_n].tolist() if generator else range(keep_n)
+        keep += [rows[j] for j in chosen]
+    return sorted(keep)
+
+
 def balance(dataset, seed: int = 0):
     """Undersample: keep every message of the rarer class and as many of each other class, drawn with
     ``seed``; rows come back shuffled (seeded). Needs a ``label`` column."""
-    labels = list(dataset["label"])
-    counts = {y: labels.count(y) for y in sorted(set(labels))}
-    if len(counts) < 2:
-        raise ValueError(f"balance needs at least two classes, the labels are all {labels[:1]}.")
-    keep_n = min(counts.values())
-    generator = torch.Generator().manual_seed(seed)
-    keep: list[int] = []
-    for y in counts:
-        rows = [i for i, label in enumerate(labels) if label == y]
-        order = torch.randperm(len(rows), generator=generator)[:keep_n].tolist()
-        keep += [rows[j] for j in order]
-    keep = [keep[j] for j in torch.randperm(len(keep), generator=generator).tolist()]
-    return dataset.select(keep)
+    keep = balanced_indices(dataset["label"], seed=seed)
+    order = torch.randperm(len(keep), generator=torch.Generator().manual_seed(seed)).tolist()
+    return dataset.select([keep[j] for j in order])
 
 
 def split(dataset, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0):

@@ -51,9 +51,6 @@ class LoRALinear(nn.Module):
             raise TypeError(f"LoRALinear wraps an nn.Linear, got {type(base).__name__}.")
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise ValueError(f"the LoRA rank r must be a positive int, got {r!r}.")
-        if r > min(base.in_features, base.out_features):
-            raise ValueError(f"rank r={r} exceeds the layer's smaller side "
-                             f"({base.out_features}×{base.in_features}): pick r ≤ {min(base.in_features, base.out_features)}.")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}.")
         self.base = base

@@ -162,3 +162,17 @@ def test_train_classifier_learns_a_toy_task(settings):
         assert all(torch.equal(state[k], v) for k, v in frozen.items())
     if "lora_rank" in settings:
         assert run["trainable"] == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) + 2 * 48 + 2
+
+
+def test_balanced_indices():
+    labels = [1, 0, 0, 2, 0, 1, 2, 2, 0]
+    assert C.balanced_indices(labels) == [0, 1, 2, 3, 5, 6]
+    seeded = C.balanced_indices(labels, seed=3)
+    assert seeded == sorted(seeded) and [labels[i] for i in seeded].count(0) == 2
+
+
+def test_padded_batch_diagram():
+    from slm_course.diagrams import ch07
+    figure = ch07.padded_batch()
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts.count("<pad>") == 6 and "head → (ham, spam)" in texts

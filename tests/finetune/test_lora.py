@@ -39,7 +39,7 @@ def test_lora_linear_is_the_base_at_step_zero_and_alpha_over_r():
     assert not base.weight.requires_grad and layer.lora_A.requires_grad and layer.lora_B.requires_grad
 
 
-@pytest.mark.parametrize("bad", [dict(r=0), dict(r=7), dict(r=2.0), dict(alpha=0), dict(alpha="16")])
+@pytest.mark.parametrize("bad", [dict(r=0), dict(r=-1), dict(r=2.0), dict(alpha=0), dict(alpha="16")])
 def test_lora_linear_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
         LoRALinear(nn.Linear(6, 5), **{"r": 2, "alpha": 4, **bad})
