@@ -25,6 +25,12 @@ from slm_course.model.surgery import replace_linears
 from slm_course.quantize.basic import absmax_quantize, pack_int4, unpack_int4, zeropoint_quantize
 
 
+# PyTorch's CPU weight-only kernels pay off only for a few rows at a time (decoding). For a prompt or a
+# perplexity window (hundreds of rows) this torch build's kernels were 6x slower than dequantizing once and
+# calling the float32 matrix multiply (measured on the course machine), so longer inputs take that path.
+KERNEL_MAX_ROWS = 4
+
+
 def int8_kernel_available() -> bool:
     """True when this PyTorch has the CPU weight-only int8 matmul ``torch._weight_int8pack_mm``."""
     return hasattr(torch, "_weight_int8pack_mm")
@@ -39,7 +45,7 @@ class Int8Linear(nn.Module):
     """``y = x Wᵀ + b`` with ``W ≈ q · scale``: ``q`` int8 ``(out, in)``, ``scale`` float32 ``(out,)``.
 
     Build it from a trained layer with :meth:`from_linear`. ``use_kernel=None`` picks PyTorch's
-    int8 kernel when available (CPU only); ``False`` always dequantizes first.
+    int8 kernel when available (CPU, float32, at most ``KERNEL_MAX_ROWS`` rows); ``False`` always dequantizes first.
     """
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None,
@@ -69,7 +75,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""
-        if self.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32:
+        if self.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() <= KERNEL_MAX_ROWS * self.in_features:
             y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features), self.q, self.scale)
             y = y.reshape(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
@@ -133,7 +139,7 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""
-        if self.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32:
+        if self.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() <= KERNEL_MAX_ROWS * self.in_features:
             y = torch._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features), self.kernel_weight,
                                                   self.group_size, self.kernel_scales)
             y = y.reshape(*x.shape[:-1], self.out_features)
@@ -152,6 +158,12 @@ class QuantizedEmbedding(nn.Module):
         super().__init__()
         self.head = [head]  # a plain list: the head is registered once, by the model's lm_head
         self.num_embeddings, self.embedding_dim = head.out_features, head.in_features
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized matrix ``(num_embeddings, embedding_dim)`` float32, built on each access (for code
+        that reads ``tok_emb.weight``, e.g. to learn the model's dtype and device; lookups never build it)."""
+        return self.head[0].dequantized_weight()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """``idx`` (B, T) ids → ``(B, T, embedding_dim)`` float32."""
