@@ -18,11 +18,12 @@ from slm_course.weights.dequantize import (
     dequantize_q4_1,
     dequantize_q8_0,
 )
+from slm_course.weights.hf_files import from_hub, load_hf_folder, save_hf
 from slm_course.weights.gguf_load import load_gguf, permute_rows, unpermute_rows
 from slm_course.weights.smollm2 import smollm2, smollm2_gguf_path
 from slm_course.weights.tokenizer import GGUFTokenizer
 
 __all__ = [
-    "smollm2", "smollm2_gguf_path", "load_gguf", "GGUFTokenizer", "permute_rows", "unpermute_rows",
+    "smollm2", "smollm2_gguf_path", "save_hf", "load_hf_folder", "from_hub", "load_gguf", "GGUFTokenizer", "permute_rows", "unpermute_rows",
     "dequantize", "dequantize_q4_0", "dequantize_q4_1", "dequantize_q8_0", "dequantize_f16", "dequantize_f32",
 ]
