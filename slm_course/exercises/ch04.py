@@ -1,0 +1,193 @@
+"""Chapter 4 exercises (pretraining): the loss of a batch, the schedule, clipping, accumulation, decay, bits per byte.
+
+The learner writes each piece in ``solutions/04_pretraining.ipynb`` (the exercise copy); the expected
+values come from :mod:`slm_course.train`, the loop every later chapter trains with.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from slm_course.exercises.core import Case, Problem, call, random_tensor
+from slm_course.train import TrainConfig, lm_loss, lr_at, param_groups
+
+
+def _loss_cases() -> list[Case]:
+    cases = []
+    for label, logits, targets in (
+        ("logits (2, 3, 5), targets (2, 3)", random_tensor(2, 3, 5, seed=1), torch.tensor([[0, 4, 2], [1, 1, 3]])),
+        ("logits (1, 4, 7) × 100 (large scores)", random_tensor(1, 4, 7, seed=2) * 100, torch.tensor([[6, 0, 3, 2]])),
+        ("logits (3, 1, 2), targets id 0", random_tensor(3, 1, 2, seed=3), torch.zeros(3, 1, dtype=torch.long)),
+    ):
+        expected = (lambda lg=logits, t=targets: lm_loss(lambda _x: lg, (None, t)))
+        cases.append(Case(f"next_token_loss({label})", call(logits, targets), expected))
+    return cases
+
+
+def _lr_cases() -> list[Case]:
+    settings = [(0, 100, 1e-3, 1e-4, 10), (9, 100, 1e-3, 1e-4, 10), (10, 100, 1e-3, 1e-4, 10), (55, 100, 1e-3, 1e-4, 10),
+                (99, 100, 1e-3, 1e-4, 10), (0, 50, 6e-4, 0.0, 0), (30, 50, 6e-4, 0.0, 0), (3, 20, 2e-3, 2e-4, 5)]
+    return [Case(f"learning_rate(step={s}, max_steps={m}, lr={lr}, min_lr={lo}, warmup_steps={w})", call(s, m, lr, lo, w),
+                 lambda s=s, m=m, lr=lr, lo=lo, w=w: lr_at(s, TrainConfig(max_steps=m, lr=lr, min_lr=lo, warmup_steps=w)),
+                 compare=_close_float)
+            for s, m, lr, lo, w in settings]
+
+
+def _close_float(expected, actual):
+    if not isinstance(actual, float):
+        return f"expected a float, got {type(actual).__name__}"
+    return None if math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-15) else f"expected {expected:.6g}, got {actual:.6g}"
+
+
+def _clipped(grads, max_norm):
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = min(1.0, max_norm / (float(total) + 1e-6))
+    return [g * scale for g in grads]
+
+
+def _clip_cases() -> list[Case]:
+    big = [random_tensor(3, 4, seed=4) * 5, random_tensor(4, seed=5) * 5]
+    small = [random_tensor(2, 2, seed=6) * 0.01, random_tensor(3, seed=7) * 0.01]
+    one_big = [random_tensor(5, seed=8) * 0.01, torch.tensor([30.0, -40.0])]
+    cases = []
+    for label, grads, bound in (("two large gradients, max_norm=1.0", big, 1.0), ("two small gradients, max_norm=1.0", small, 1.0),
+                                ("one small and one of norm 50, max_norm=5.0", one_big, 5.0)):
+        # the package's clipping (torch's clip_grad_norm_ on parameters holding these gradients)
+        def expected(grads=grads, bound=bound):
+            params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            torch.nn.utils.clip_grad_norm_(params, bound)
+            return [p.grad for p in params]
+        cases.append(Case(f"clip_by_global_norm({label})", call(grads, bound), expected))
+    return cases
+
+
+def _accum_data(seed: int, n_micro: int, b: int, d: int):
+    x = random_tensor(n_micro * b, d, seed=seed)
+    y = random_tensor(n_micro * b, seed=seed + 100)
+    return [(x[i * b:(i + 1) * b], y[i * b:(i + 1) * b]) for i in range(n_micro)], x, y
+
+
+def _accum_cases() -> list[Case]:
+    cases = []
+    for seed, n, b, d in ((10, 4, 3, 5), (11, 2, 8, 3), (12, 1, 4, 2)):
+        w = random_tensor(d, seed=seed + 50)
+        micro, x, y = _accum_data(seed, n, b, d)
+
+        def expected(w=w, x=x, y=y):  # the gradient of one big batch's mean squared error
+            w = w.clone().requires_grad_()
+            ((x @ w - y) ** 2).mean().backward()
+            return w.grad
+        cases.append(Case(f"accumulated_gradient(w ({d},), {n} micro-batches of {b})", call(w, micro), expected))
+    return cases
+
+
+class _Classifier(nn.Module):
+    """An unfamiliar model: embeddings, a norm, a linear layer with bias and a classification head."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.norm = nn.LayerNorm(4)
+        self.hidden = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2, bias=False)
+        self.scale = nn.Parameter(torch.ones(1))
+
+
+def _decay_cases() -> list[Case]:
+    from slm_course.model import SLM, SLMConfig
+
+    def models():
+        torch.manual_seed(0)
+        tiny = SLM(SLMConfig.from_name("tiny", vocab_size=32, context_length=8, d_model=8, n_layers=1, n_heads=2))
+        conv = nn.Sequential(nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.Flatten(), nn.Linear(3, 1))
+        return [("an SLM (tiny, 1 layer)", tiny), ("a classifier with an embedding", _Classifier()),
+                ("a Conv1d + BatchNorm network", conv)]
+
+    def expected(model):
+        decayed = {id(p) for g in param_groups(model, 0.1) if g["weight_decay"] > 0 for p in g["params"]}
+        return {name: id(p) in decayed for name, p in model.named_parameters()}
+
+    # call() compares inputs before and after, which modules do not support: each run gets a fresh copy instead.
+    import copy
+
+    return [Case(f"decay_mask({label})", lambda fn, model=model: fn(copy.deepcopy(model)),
+                 lambda model=model: expected(model)) for label, model in models()]
+
+
+def _bpb_cases() -> list[Case]:
+    settings = [(2.0, 1000, 4000), (4.5, 128, 300), (0.0, 10, 10), (3.2, 7, 21)]
+    return [Case(f"bits_per_byte_from_loss(mean_loss={l}, n_tokens={t}, n_bytes={b})", call(l, t, b),
+                 l * t / (math.log(2) * b), compare=_close_float) for l, t, b in settings]
+
+
+q1 = Problem(
+    name="q1", chapter="04", target="next_token_loss", title="the loss of a batch", cases=_loss_cases,
+    hints=[
+        "Cross-entropy is minus the log-probability of the right next token, averaged over every position of "
+        "every sequence. Take log-probabilities with a log-softmax over the vocabulary (stable for large scores), "
+        "then pick each target's entry.",
+        "Fill in:\n    log_probs = torch.log_softmax(logits, dim=____)  # (B, T, V)\n"
+        "    picked = log_probs.gather(____, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)\n    return ____",
+    ],
+    points=1,
+)
+
+q2 = Problem(
+    name="q2", chapter="04", target="learning_rate", title="warmup then cosine", cases=_lr_cases,
+    hints=[
+        "During warmup the rate climbs linearly and step 0 must already be positive: count the step as step + 1. "
+        "After warmup a half cosine runs from lr (at step warmup_steps) down to min_lr (at the last step, max_steps - 1).",
+        "Fill in:\n    if step < warmup_steps:\n        return lr * ____ / warmup_steps\n"
+        "    progress = (step - warmup_steps) / max(1, ____)\n"
+        "    return min_lr + 0.5 * (1 + math.cos(math.pi * ____)) * (____)",
+    ],
+    points=2,
+)
+
+q3 = Problem(
+    name="q3", chapter="04", target="clip_by_global_norm", title="clip by the global norm", cases=_clip_cases,
+    hints=[
+        "Measure ONE norm over all gradients together (the square root of the sum of every squared entry), and "
+        "if it exceeds max_norm scale every gradient by the same factor. Never scale up, never edit the inputs.",
+        "Fill in:\n    total = torch.sqrt(sum((g ** 2).sum() for g in grads))\n"
+        "    scale = min(1.0, max_norm / (float(total) + ____))\n    return [____ for g in grads]",
+    ],
+    points=2,
+)
+
+q4 = Problem(
+    name="q4", chapter="04", target="accumulated_gradient", title="gradient accumulation", cases=_accum_cases,
+    hints=[
+        "Backpropagate each micro-batch's mean loss divided by the number of micro-batches: the gradients add up "
+        "in w.grad to the gradient of the mean over the whole batch. Start from a fresh copy of w that requires grad.",
+        "Fill in:\n    w = w.detach().clone().requires_grad_()\n    for x, y in micro_batches:\n"
+        "        loss = ((x @ w - y) ** 2).mean()\n        (loss / ____).backward()\n    return w.____",
+    ],
+    points=2,
+)
+
+q5 = Problem(
+    name="q5", chapter="04", target="decay_mask", title="which parameters get weight decay", cases=_decay_cases,
+    hints=[
+        "Decay the weight matrices of layers that mix features (linear, convolution: two or more dimensions), but "
+        "not norms, biases or single numbers, and not embeddings (a row only learns when its token appears).",
+        "Fill in:\n    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.____)}\n"
+        "    return {name: p.dim() >= ____ and id(p) not in ____ for name, p in model.named_parameters()}",
+    ],
+    points=2,
+)
+
+q6 = Problem(
+    name="q6", chapter="04", target="bits_per_byte_from_loss", title="from loss per token to bits per byte",
+    cases=_bpb_cases,
+    hints=[
+        "The mean loss is in nats per token: multiply by the number of tokens for the total in nats, convert "
+        "nats to bits (divide by ln 2), then share them over the bytes.",
+        "Fill in:\n    total_nats = ____ * ____\n    return total_nats / (math.log(____) * n_bytes)",
+    ],
+    points=1,
+)
