@@ -189,3 +189,19 @@ def offline_chromium(sync_api, profile: Path) -> Iterator[tuple[object, OfflineG
             yield context, guard
         finally:
             context.close()
+
+
+def run_cells(expect, page, cells, indices: list[int], timeout_ms: int) -> object:
+    """Run the notebook cells ``indices`` in the page as a learner does (select a cell, Shift+Enter) and
+    wait until the last one has run; fail with the traceback if a cell raised. Returns the last cell.
+
+    A fresh kernel numbers executions 1, 2, …, so the last cell shows ``[len(indices)]`` once all ran."""
+    for index in indices:
+        cells.nth(index).locator(".jp-InputPrompt").first.click()
+        page.keyboard.press("Shift+Enter")
+    last = cells.nth(indices[-1])
+    done = last.locator(".jp-InputPrompt", has_text=f"[{len(indices)}]")
+    error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Traceback")
+    expect(done.or_(error).first).to_be_visible(timeout=timeout_ms)
+    assert error.count() == 0, f"a cell failed: {error.first.inner_text()[-1500:]}"
+    return last

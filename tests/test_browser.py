@@ -16,12 +16,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from browser_support import make_lab, offline_chromium, require_browser
+from browser_support import make_lab, offline_chromium, require_browser, run_cells
 from slm_course.paths import repo_root
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOK = "notebooks/02_attention.ipynb"
+SHOTS = repo_root() / "build" / "screenshots" / "lab"  # test artifacts (git-ignored)
 # What JupyterLab could leave in the served folders; none of it may appear.
 JUPYTER_LEFTOVERS = {".ipynb_checkpoints", ".virtual_documents", ".jupyter", ".ipython", "workspaces"}
 SKIPPED_FOLDERS = {".git", ".venv", ".cache", "node_modules"}
@@ -113,16 +114,7 @@ def test_attention_explorer_renders_in_jupyterlab_offline(tmp_path, no_new_work_
         # the kernel named in the notebook has started (the status bar says "Python 3 (…) | Idle")
         expect(page.locator(".jp-StatusBar-Widget")).to_contain_text(re.compile(r"Python[^|\n]*\| Idle"), timeout=60_000)
 
-        # Run the cells as a learner does: select a cell, Shift+Enter. A fresh kernel numbers the
-        # executions 1, 2, …, so the last cell shows [len(run)] once everything before it has run.
-        for index in run:
-            cells.nth(index).locator(".jp-InputPrompt").first.click()
-            page.keyboard.press("Shift+Enter")
-        explorer_cell = cells.nth(run[-1])
-        done = explorer_cell.locator(".jp-InputPrompt", has_text=f"[{len(run)}]")
-        error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Traceback")
-        expect(done.or_(error).first).to_be_visible(timeout=120_000)
-        assert error.count() == 0, f"a cell failed: {error.first.inner_text()[-1500:]}"
+        explorer_cell = run_cells(expect, page, cells, run, timeout_ms=120_000)
         ran_s = time.monotonic() - started
 
         # The widget is drawn by the widget manager served from the venv: controls and a PNG heatmap.
@@ -140,7 +132,8 @@ def test_attention_explorer_renders_in_jupyterlab_offline(tmp_path, no_new_work_
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
         first = image.evaluate(IMAGE_FACTS)
         assert first["png"] == PNG_SIGNATURE and first["width"] > 200 and first["height"] > 200, first
-        output.screenshot(path=tmp_path / "explorer_head0.png")
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        output.screenshot(path=SHOTS / "02_attention-head0.png")
 
         # Another head from the page's own dropdown: the kernel redraws and the picture changes.
         head_labels, chosen = head.evaluate(OPTIONS)
@@ -165,8 +158,8 @@ def test_attention_explorer_renders_in_jupyterlab_offline(tmp_path, no_new_work_
         expect(message.first).not_to_have_text(message_before)
         third = image.evaluate(IMAGE_FACTS)
         assert third["digest"] not in {first["digest"], second["digest"]}
-        output.screenshot(path=tmp_path / "explorer_token.png")
-        page.screenshot(path=tmp_path / "lab.png")
+        output.screenshot(path=SHOTS / "02_attention-token.png")
+        page.screenshot(path=SHOTS / "02_attention-lab.png")
 
         # Offline: nothing asked of any host but this machine, and the Lab's own files all loaded.
         assert guard.blocked == [], f"requests to other hosts (a CDN?): {guard.blocked}"

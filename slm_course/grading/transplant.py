@@ -37,6 +37,7 @@ _MODULES = {"gc", "inspect", "builtins", "ctypes", "importlib", "slm_course.exer
 _ATTRIBUTES = {"modules", "cases", "prepare", "_prepared", "_evaluate", "grade", "_getframe", "currentframe",
                "f_back", "f_globals", "f_locals", "f_code", "gi_frame", "tb_frame", "__closure__", "__globals__",
                "__code__", "__builtins__", "__subclasses__", "get_objects", "get_referrers", "user_ns", "serialization"}
+_CALLED_OK = {"modules"}  # attributes that are harmless when called: nn.Module.modules()
 _CALLS = {"globals", "vars", "locals", "get_ipython", "exec", "eval", "compile", "__import__"}
 _NAMES = {"__builtins__", "__builtin__", "_getframe"}
 
@@ -52,6 +53,8 @@ def suspicious(source: str) -> list[str]:
     except (SyntaxError, ValueError, RecursionError):
         return []
     found: list[str] = []
+    # `sys.modules` is read, never called; `model.modules()` (PyTorch's walk over layers) is called.
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [f"import {a.name}" for a in node.names if _module_touched(a.name)]
@@ -60,7 +63,8 @@ def suspicious(source: str) -> list[str]:
             if _module_touched(node.module) or (node.module == "slm_course" and names & {"exercises", "grading"}):
                 found.append(f"from {node.module} import {', '.join(sorted(names))}")
         elif isinstance(node, ast.Attribute) and node.attr in _ATTRIBUTES:
-            found.append(_snippet(node))
+            if not (node.attr in _CALLED_OK and id(node) in called):
+                found.append(_snippet(node))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS:
             first = node.args[0] if node.args else None
             if node.func.id == "__import__" and isinstance(first, ast.Constant) and isinstance(first.value, str):

@@ -259,6 +259,8 @@ def test_the_reviewers_cheats_are_flagged_and_course_solutions_are_not():
     for text in ("import gc", "import sys\nsys.modules['x'] = 1", "import inspect\ninspect.currentframe().f_back",
                  "import builtins\nbuiltins.len = None", "from slm_course.grading import kernel_side"):
         assert transplant.suspicious(text), text
+    assert transplant.suspicious("import sys as s\nm = s.modules") == ["s.modules"]
+    assert transplant.suspicious("n = sum(1 for m in model.modules())") == []  # PyTorch's walk over layers
     for name, source in SOLVED.items():
         assert transplant.suspicious(source) == [], name
     for path in sorted((slm_course.paths.repo_root() / "solutions").glob("*.ipynb")):
