@@ -155,3 +155,50 @@ def fit_scaling_law(N: Sequence[float], D: Sequence[float], L: Sequence[float], 
         rows = rng.integers(0, len(N), len(N))
         refits.append(_fit_once(log_n[rows], log_d[rows], log_l[rows], delta, few)[0])
     return ScalingFit(law, float(value), refits, float(compute if compute is not None else (6 * N * D).max()))
+
+
+def non_embedding_parameters(model) -> int:
+    """Parameters outside the embedding tables (Kaplan et al.'s N; at tiny sizes the vocabulary's table
+    would otherwise dominate the count)."""
+    from torch import nn
+
+    embedded = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embedded)
+
+
+def sweep(train_ids, val_ids, widths: Sequence[int], token_budgets: Sequence[int], *, n_layers: int = 1,
+          batch_size: int = 8, context_length: int = 64, lr: float = 3e-3, vocab_size: int = 2048,
+          seed: int = 0, progress: bool = False) -> list[dict[str, float]]:
+    """Train one model per (width, token budget) and return ``[{d_model, N, D, loss}]``.
+
+    ``N`` counts non-embedding parameters, ``D`` the training tokens (a whole number of steps of
+    ``batch_size × context_length``), ``loss`` the mean validation loss in nats per token on
+    ``val_ids``. Every run uses warmup + cosine over its own budget, as Chinchilla did.
+    """
+    import torch
+
+    from slm_course.model import SLM, SLMConfig
+    from slm_course.train.loop import TrainConfig, lm_loss, train
+    from slm_course.train.metrics import token_batches
+
+    val = torch.as_tensor(val_ids, dtype=torch.long)
+    n_windows = (len(val) - 1) // context_length
+    if n_windows < 1:
+        raise ValueError(f"val_ids has {len(val)} tokens, fewer than one window of {context_length} + 1.")
+    inputs = val[: n_windows * context_length].view(n_windows, context_length)
+    targets = val[1: n_windows * context_length + 1].view(n_windows, context_length)
+    rows = []
+    for width in widths:
+        for budget in token_budgets:
+            steps = max(1, int(budget) // (batch_size * context_length))
+            torch.manual_seed(seed)
+            config = SLMConfig.from_name("tiny", vocab_size=vocab_size, context_length=context_length, d_model=width,
+                                         n_layers=n_layers, n_heads=max(1, width // 16))
+            model = SLM(config)
+            train(model, token_batches(train_ids, batch_size, context_length, seed=seed),
+                  TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 20), seed=seed, progress=progress))
+            with torch.no_grad():
+                loss = float(lm_loss(model, (inputs, targets)))
+            rows.append({"d_model": width, "N": non_embedding_parameters(model), "D": steps * batch_size * context_length,
+                         "loss": loss})
+    return rows

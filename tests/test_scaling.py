@@ -71,3 +71,15 @@ def test_fit_refuses_bad_input():
         fit_scaling_law([1, 2, 3, 4, -5], [1] * 5, [3] * 5)
     with pytest.raises(ValueError, match="one length"):
         fit_scaling_law([1, 2, 3, 4, 5], [1] * 4, [3] * 5)
+
+
+def test_sweep_reports_non_embedding_parameters_tokens_and_validation_loss():
+    import torch
+
+    from slm_course.scaling import sweep
+
+    ids = torch.arange(5000) % 29
+    rows = sweep(ids, ids[:400], widths=(16,), token_budgets=(512, 2048), context_length=16, vocab_size=32)
+    assert [r["D"] for r in rows] == [512, 2048]
+    assert rows[0]["N"] == rows[1]["N"] > 0 and rows[0]["d_model"] == 16
+    assert rows[1]["loss"] < rows[0]["loss"] < 1.01 * np.log(32) + 0.5  # more tokens, lower loss
