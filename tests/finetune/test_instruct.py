@@ -128,18 +128,26 @@ def test_exact_match_per_family():
         exact_match(ex, ["7"])
 
 
-def test_evaluate_exact_match_on_a_model_that_knows_the_answer():
+def test_answers_are_the_greedy_replies_batched_by_prompt_length():
     class Chars:
         def encode(self, text): return [ord(c) % 256 for c in text]
-        def decode(self, ids): return "".join(chr(i) for i in ids)
+        def decode(self, ids): return "".join(chr(i) for i in ids if i < 256)
 
-    class Oracle(torch.nn.Module):  # always predicts "7" then end-of-text (id 256)
-        config = SLMConfig.from_name("tiny")
-        def forward(self, idx, *args, **kwargs):
-            logits = torch.zeros(*idx.shape, 300)
-            logits[..., ord("7")] = 1.0
-            logits[..., 256] = (idx == ord("7")).float() * 2
-            return logits
-
-    ex = [Example("arithmetic", "Solve.", "3 + 4", "7"), Example("arithmetic", "Solve.", "1 + 1", "2")]
-    assert instruct.evaluate_exact_match(Oracle(), Chars(), ex, eos_id=256) == {"arithmetic": 0.5, "all": 0.5}
+    torch.manual_seed(0)
+    model = SLM(SLMConfig(vocab_size=257, context_length=64, d_model=32, n_layers=1, n_heads=2)).eval()
+    ex = [Example("arithmetic", "Solve.", "3 + 4", "7"), Example("arithmetic", "Solve.", "1 + 1", "2"),
+          Example("reverse", "Reverse: a, bb", "", "bb, a")]
+    fmt = lambda e: e.instruction + e.input  # noqa: E731
+    replies = instruct.answer(model, Chars(), ex, fmt, eos_id=256, max_new_tokens=6)
+    for e, reply in zip(ex, replies):  # one prompt at a time, a plain greedy loop without a cache
+        idx = torch.tensor([Chars().encode(fmt(e))])
+        new = []
+        for _ in range(6):
+            nxt = int(model(idx)[0, -1].argmax())
+            if nxt == 256:
+                break
+            new.append(nxt)
+            idx = torch.cat([idx, torch.tensor([[nxt]])], dim=1)
+        assert reply == instruct.normalize_answer(Chars().decode(new))
+    relabelled = [Example(e.family, e.instruction, e.input, r) for e, r in zip(ex, replies)]
+    assert exact_match(relabelled, replies)["all"] == 1.0
