@@ -43,8 +43,12 @@ def seconds(fn: Callable[[], torch.Tensor], device: torch.device, repeats: int) 
 
 @torch.no_grad()
 def run(device: torch.device, new: int = 200, prompt: int = 16, repeats: int = 1,
-        n_layer: int = 12, n_embd: int = 768, n_head: int = 12, vocab: int = 50257, context: int = 1024) -> dict[str, float]:
-    """Tokens/s of the three ways to generate, and their ratios (see the module docstring)."""
+        n_layer: int = 12, n_embd: int = 768, n_head: int = 12, vocab: int = 50257, context: int = 1024,
+        verbose: bool = False) -> dict[str, float]:
+    """Tokens/s of the three ways to generate, and their ratios (see the module docstring).
+
+    ``verbose`` prints each measurement as soon as it is taken (the uncached run, last, is the slow one).
+    """
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
@@ -61,7 +65,11 @@ def run(device: torch.device, new: int = 200, prompt: int = 16, repeats: int = 1
         fn()  # warm-up
     hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=4, do_sample=False, pad_token_id=0)
     t_cache, out_cache = seconds(lambda: generate(ours, idx, new, use_cache=True), device, repeats)
+    if verbose:
+        print(f"  KV cache          : {new / t_cache:8.1f} tokens/s", flush=True)
     t_hf, out_hf = seconds(hf_generate, device, repeats)
+    if verbose:
+        print(f"  transformers cache: {new / t_hf:8.1f} tokens/s", flush=True)
     t_plain, out_plain = seconds(lambda: generate(ours, idx, new, use_cache=False), device, repeats)
     same = bool(torch.equal(out_cache, out_plain)) and bool(torch.equal(out_cache, out_hf))
     result = {
@@ -82,7 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device(args.device)
     print(environment_report())
-    r = run(device, new=args.new, prompt=args.prompt, repeats=args.repeats)
+    print(f"measuring as it goes ({args.new} new tokens):", flush=True)
+    r = run(device, new=args.new, prompt=args.prompt, repeats=args.repeats, verbose=True)
     print(f"GPT-2-124M-shaped random weights, greedy, prompt {args.prompt} tokens, {args.new} new tokens, {device}")
     print(f"  no cache          : {r['no_cache_tokens_per_s']:8.1f} tokens/s")
     print(f"  KV cache          : {r['cache_tokens_per_s']:8.1f} tokens/s")
