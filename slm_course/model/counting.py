@@ -225,7 +225,7 @@ def plot_memory(names: Sequence[str], budgets_gib: dict[str, float] | None = Non
     budgets_gib = budgets_gib or {"8 GiB laptop GPU": 8.0, "16 GiB RAM": 16.0}
     rows = memory_table(names)
     precisions = list(PRECISION_BYTES)
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(max(9.0, 0.95 * len(rows)), 4.4))
     width = 0.8 / len(precisions)
     x = np.arange(len(rows))
     for j, precision in enumerate(precisions):
@@ -233,7 +233,7 @@ def plot_memory(names: Sequence[str], budgets_gib: dict[str, float] | None = Non
     for (label, gib), style in zip(budgets_gib.items(), ("--", ":")):
         ax.axhline(gib, color="black", linestyle=style, linewidth=1, label=label)
     ax.set_yscale("log")
-    ax.set_xticks(x, [str(r["name"]) for r in rows], rotation=20)
+    ax.set_xticks(x, [str(r["name"]) for r in rows], rotation=30, ha="right", rotation_mode="anchor")
     ax.set_xlabel("model")
     ax.set_ylabel("weight memory (GiB, log scale)")
     ax.set_title("Memory for the weights alone, per precision")
