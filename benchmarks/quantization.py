@@ -1,0 +1,151 @@
+"""Chapter 10's figures in one run: SmolLM2-135M at fp32, int8 and int4 — size, perplexity, decode speed.
+
+    .venv/bin/python benchmarks/quantization.py [--tokens 2048] [--new-tokens 32] [--no-llama]
+
+Prints one table: linear-weight bytes and the ratio to fp32, perplexity on held-out Shakespeare
+(``--tokens`` tokens, windows of 256) and its change, decode tokens/s with the KV cache
+(``slm_course.generate.generate``, greedy, ``--new-tokens`` after a 32-token prompt) and the ratio to
+fp32; then the library references: ``torch.ao.quantization.quantize_dynamic`` (int8) and llama.cpp
+(``llama-cpp-python``, Q8_0 and Q4_0 files exported by ``slm_course.deploy.export_gguf``) on the same
+threads; then the serving check (llama.cpp's OpenAI-compatible server, same greedy tokens as SLM
+reading the same Q8_0 file). Targets (issue 13): int8 ≥ 3.5× smaller within 1 % perplexity, int4
+(group 32) ≥ 6× within 10 %; Int8Linear ≥ 2× fp32 and ≥ 1.0× quantize_dynamic; ≥ 0.5× llama.cpp.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def linear_bytes(model: nn.Module) -> int:
+    """Bytes of the stored linear layers (float weights+biases, or the int layers' saved buffers), a tied head once."""
+    from slm_course.quantize import Int4Linear, Int8Linear
+
+    seen, total = set(), 0
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            tensors = [module.weight] + ([module.bias] if module.bias is not None else [])
+        elif isinstance(module, (Int8Linear, Int4Linear)):
+            tensors = [b for n, b in module.named_buffers(recurse=False) if n not in module._non_persistent_buffers_set]
+        else:
+            continue
+        for t in tensors:
+            if t is not None and t.data_ptr() not in seen:
+                seen.add(t.data_ptr())
+                total += t.numel() * t.element_size()
+    return total
+
+
+def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int) -> tuple[float, list[int]]:
+    """Tokens/s of greedy generation with the KV cache (best of 2 runs) and the tokens."""
+    from slm_course.generate import generate
+
+    best = 0.0
+    with torch.no_grad():
+        generate(model, prompt, 2)  # warm up
+        for _ in range(2):
+            start = time.perf_counter()
+            out = generate(model, prompt, new_tokens, temperature=0.0)
+            best = max(best, new_tokens / (time.perf_counter() - start))
+    return best, out[0, prompt.shape[1]:].tolist()
+
+
+def llama_speed(path: Path, prompt_ids: list[int], new_tokens: int, threads: int) -> tuple[float, list[int]]:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_threads=threads, n_ctx=512, verbose=False, seed=0)
+    best, tokens = 0.0, []
+    for _ in range(2):
+        llm.reset()
+        start = time.perf_counter()
+        tokens = []
+        for token in llm.generate(prompt_ids, top_k=1, temp=0.0, repeat_penalty=1.0):
+            tokens.append(token)
+            if len(tokens) == new_tokens:
+                break
+        best = max(best, new_tokens / (time.perf_counter() - start))
+    return best, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=2048, help="held-out tokens for perplexity")
+    parser.add_argument("--new-tokens", type=int, default=32, help="generated tokens per speed run")
+    parser.add_argument("--no-llama", action="store_true", help="skip llama.cpp even when installed")
+    args = parser.parse_args()
+
+    from slm_course.data import shakespeare_splits
+    from slm_course.deploy import export_gguf, llama_cpp_available
+    from slm_course.deploy.hardware import hardware_report
+    from slm_course.quantize import perplexity, quantize_model
+    from slm_course.weights import smollm2, smollm2_gguf_path
+
+    torch.manual_seed(0)
+    report = hardware_report()
+    print(f"machine: {report['cpu_capability']}, {report['threads']} threads; torch {torch.__version__}")
+    base, tokenizer = smollm2()
+    _, val_text = shakespeare_splits()
+    ids = tokenizer.encode(val_text[:40_000])[: args.tokens + 1]
+    prompt = torch.tensor([ids[:32]])
+
+    variants = {"fp32": base}
+    for name, bits, group in [("int8 (Int8Linear)", 8, None), ("int4 g32 (Int4Linear)", 4, 32), ("int4 g64 (Int4Linear)", 4, 64)]:
+        model = copy.deepcopy(base)
+        quantize_model(model, bits, group_size=group or 32)
+        variants[name] = model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        variants["int8 quantize_dynamic"] = torch.ao.quantization.quantize_dynamic(copy.deepcopy(base), {nn.Linear}, dtype=torch.qint8)
+
+    rows, base_ppl, base_bytes, base_speed = [], None, None, None
+    for name, model in variants.items():
+        ppl = perplexity(model, ids, context_length=256)
+        speed, tokens = decode_speed(model, prompt, args.new_tokens)
+        size = linear_bytes(model) if "dynamic" not in name else None
+        if name == "fp32":
+            base_ppl, base_bytes, base_speed, base_tokens = ppl, size, speed, tokens
+        rows.append((name, size, ppl, speed, tokens))
+    print(f"\n{'model':24} {'linear MiB':>10} {'× smaller':>9} {'perplexity':>10} {'Δ ppl':>7} {'tok/s':>7} {'× fp32':>7}")
+    for name, size, ppl, speed, _ in rows:
+        size_text = f"{size / 2**20:10.1f} {base_bytes / size:9.2f}" if size else f"{'-':>10} {'-':>9}"
+        print(f"{name:24} {size_text} {ppl:10.3f} {100 * (ppl / base_ppl - 1):+6.2f}% {speed:7.1f} {speed / base_speed:7.2f}")
+    speeds = {name: speed for name, _, _, speed, _ in rows}
+    print(f"\nInt8Linear vs quantize_dynamic: {speeds['int8 (Int8Linear)'] / speeds['int8 quantize_dynamic']:.2f}×")
+
+    if args.no_llama or not llama_cpp_available():
+        print("llama.cpp: not run (llama-cpp-python[server] not installed: make serve-extra)")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {kind: export_gguf(base, Path(folder) / f"smollm2-{kind}.gguf", kind, tokenizer_from=smollm2_gguf_path())
+                 for kind in ("Q8_0", "Q4_0")}
+        for kind, ours in [("Q8_0", "int8 (Int8Linear)"), ("Q4_0", "int4 g32 (Int4Linear)")]:
+            speed, _ = llama_speed(paths[kind], ids[:32], args.new_tokens, report["threads"])
+            print(f"llama.cpp {kind}: {speed:.1f} tok/s; {ours} / llama.cpp = {speeds[ours] / speed:.2f}×")
+        serving_check(paths["Q8_0"], tokenizer)
+
+
+def serving_check(path: Path, tokenizer) -> None:
+    """llama.cpp's server on loopback answers with the same greedy tokens as SLM reading the same file."""
+    from slm_course.deploy import complete, llama_server
+    from slm_course.generate import generate
+    from slm_course.weights import load_gguf
+
+    model, _ = load_gguf(path)
+    prompt = "ROMEO:\nBut soft, what light through yonder window"
+    ids = torch.tensor([tokenizer.encode(prompt)])
+    with torch.no_grad():
+        ours = tokenizer.decode(generate(model, ids, 16, temperature=0.0)[0, ids.shape[1]:].tolist())
+    with llama_server(path) as url:
+        theirs = complete(url, prompt, max_tokens=16)["choices"][0]["text"]
+    print(f"serving (Q8_0, 16 greedy tokens): {'same' if ours == theirs else 'DIFFERENT'}\n  SLM:       {ours!r}\n  llama.cpp: {theirs!r}")
+
+
+if __name__ == "__main__":
+    main()
