@@ -147,8 +147,18 @@ def finish(figure, show: bool):
     """Display ``figure`` once (as PNG, in a notebook) and return None, or return it when ``show`` is False."""
     if not show:
         return figure
+    from IPython import get_ipython
     from IPython.display import display
 
+    shell = get_ipython()
+    if shell is not None:
+        # A Figure made without pyplot is drawn as PNG only once the inline backend's formatter is set up;
+        # a notebook that shows a diagram before touching pyplot would otherwise store only "<Figure …>".
+        from matplotlib_inline.backend_inline import configure_inline_support
+
+        png = shell.display_formatter.formatters["image/png"]
+        if not any(t.__name__ == "Figure" for t in png.type_printers):
+            configure_inline_support(shell, "inline")
     display(figure)
     return None
 
