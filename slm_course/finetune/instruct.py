@@ -232,9 +232,16 @@ def collate(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
         ids = prompt + answer
         labels = [IGNORE_INDEX] * (len(prompt) - 1) + answer
         rows.append((ids[:-1], labels))
+    return pad_rows(rows, pad_id)
+
+
+def pad_rows(rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int,
+             label_pad: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``(input_ids, label_ids)`` rows into ``(B, T)`` int64 tensors: inputs with ``pad_id``,
+    labels with ``label_pad`` (``-100``, which the loss skips)."""
     T = max(len(x) for x, _ in rows)
     inputs = torch.full((len(rows), T), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), T), IGNORE_INDEX, dtype=torch.long)
+    labels = torch.full((len(rows), T), label_pad, dtype=torch.long)
     for i, (x, y) in enumerate(rows):
         inputs[i, : len(x)] = torch.tensor(x)
         labels[i, : len(y)] = torch.tensor(y)

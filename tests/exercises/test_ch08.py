@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from slm_course.exercises import ch08
 from slm_course.exercises.testing import assert_check_behaviour, notebook_objects
 from slm_course.finetune import dpo, instruct, merge
+from slm_course.finetune.instruct import pad_rows
 
 SOLVED = notebook_objects("08")
 STUB = notebook_objects("08", stub=True)
@@ -23,16 +24,6 @@ def _rows(pairs, max_length, cut):
     return out
 
 
-def _pad(rows, pad_id, label_pad=-100):
-    T = max(len(x) for x, _ in rows)
-    inputs = torch.full((len(rows), T), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), T), label_pad, dtype=torch.long)
-    for i, (x, y) in enumerate(rows):
-        inputs[i, :len(x)] = torch.tensor(x)
-        labels[i, :len(y)] = torch.tensor(y)
-    return inputs, labels
-
-
 def _correct_row(prompt, answer, max_length):
     prompt = prompt[-(max_length + 1 - len(answer)):]
     ids = prompt + answer
@@ -43,26 +34,26 @@ def test_sft_collate():
     def no_prompt_mask(pairs, pad_id, max_length):
         rows = [(r[0], (p[-(max_length + 1 - len(a)):] + a)[1:]) for r, (p, a) in
                 zip(_rows(pairs, max_length, _correct_row), pairs)]
-        return _pad(rows, pad_id)
+        return pad_rows(rows, pad_id)
 
     def pads_labels_with_pad_id(pairs, pad_id, max_length):
-        return _pad(_rows(pairs, max_length, _correct_row), pad_id, label_pad=pad_id)
+        return pad_rows(_rows(pairs, max_length, _correct_row), pad_id, label_pad=pad_id)
 
     def cuts_the_end(pairs, pad_id, max_length):  # keeps the prompt's start, so the answer is cut off
         def cut(prompt, answer, max_length):
             ids = (prompt + answer)[: max_length + 1]
             n = len(prompt)
             return ids[:-1], [-100] * (n - 1) + ids[n:]
-        return _pad(_rows(pairs, max_length, cut), pad_id)
+        return pad_rows(_rows(pairs, max_length, cut), pad_id)
 
     def masks_one_too_many(pairs, pad_id, max_length):  # the first answer token is never learned
         def cut(prompt, answer, max_length):
             x, y = _correct_row(prompt, answer, max_length)
             return x, [-100] * len(prompt[-(max_length + 1 - len(answer)):]) + answer[1:]
-        return _pad(_rows(pairs, max_length, cut), pad_id)
+        return pad_rows(_rows(pairs, max_length, cut), pad_id)
 
     def pads_with_zero(pairs, pad_id, max_length):
-        return _pad(_rows(pairs, max_length, _correct_row), 0)
+        return pad_rows(_rows(pairs, max_length, _correct_row), 0)
 
     check(ch08.q1, [no_prompt_mask, pads_labels_with_pad_id, cuts_the_end, masks_one_too_many, pads_with_zero])
     assert ch08.q1.check(instruct.collate, quiet=True).correct
