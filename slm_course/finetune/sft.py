@@ -1,0 +1,104 @@
+"""Chapter 8's training runs: supervised finetuning (full or LoRA), DPO and fusion on the generated tasks.
+
+Each run is chapter 4's :func:`slm_course.train.train` with another ``loss_fn`` and batches built
+from the chapter's own data (:mod:`slm_course.finetune.instruct`):
+
+- :func:`finetune` trains on ``(prompt_ids, answer_ids)`` pairs with :func:`instruct.sft_loss` by
+  default; pass :func:`slm_course.finetune.fuse.fusion_loss_fn` to distil teachers instead;
+- :func:`preference_tune` trains on :class:`slm_course.finetune.dpo.PreferencePair` batches with
+  :func:`slm_course.finetune.dpo.dpo_loss_fn` against a frozen copy of the starting model;
+- :func:`score_models` scores several models by greedy exact match per family, and
+  :func:`format_scores` prints the table (one row per model, one column per family).
+
+Budgets are optimizer steps and batch sizes, never seconds, so a run repeats.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from slm_course.finetune.dpo import DPOLog, PreferencePair, dpo_batch, dpo_loss_fn
+from slm_course.finetune.instruct import (
+    FAMILIES, Example, answer, encode_example, exact_match, format_chat, sft_batches, sft_loss,
+)
+from slm_course.train.loop import History, TrainConfig, train
+
+
+def encode_examples(examples: Sequence[Example], tokenizer, formatter: Callable[[Example], str] = format_chat,
+                    eos_id: int | None = None) -> list[tuple[list[int], list[int]]]:
+    """``(prompt_ids, answer_ids)`` of every example (see :func:`instruct.encode_example`)."""
+    return [encode_example(e, tokenizer, formatter, eos_id) for e in examples]
+
+
+def finetune(model: nn.Module, pairs: Sequence[tuple[list[int], list[int]]], *, steps: int, pad_id: int,
+             batch_size: int = 16, lr: float = 1e-3, warmup_steps: int = 10, max_length: int = 128,
+             weight_decay: float = 0.0, seed: int = 0, progress: bool = False,
+             loss_fn: Callable[[nn.Module, tuple], torch.Tensor] = sft_loss) -> History:
+    """Train ``model`` in place for ``steps`` optimizer steps on ``batch_size`` pairs each; return the history.
+
+    Only parameters with ``requires_grad`` learn (so a LoRA-wrapped model trains its adapters).
+    ``loss_fn`` defaults to the SFT loss (answer tokens only).
+    """
+    config = TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(warmup_steps, steps), weight_decay=weight_decay,
+                         seed=seed, progress=progress)
+    return train(model, sft_batches(pairs, batch_size, pad_id, max_length, seed=seed), config, loss_fn=loss_fn)
+
+
+def dpo_batches(pairs: Sequence[PreferencePair], tokenizer, batch_size: int, pad_id: int, max_length: int, *,
+                formatter: Callable[[Example], str] = format_chat, eos_id: int | None = None,
+                seed: int = 0) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+    """``batches(i)``: :func:`dpo.dpo_batch` of ``batch_size`` pairs from a seeded shuffle (epoch ``e`` uses
+    seed ``seed + e``), a deterministic function of ``i``."""
+    if batch_size < 1 or batch_size > len(pairs):
+        raise ValueError(f"batch_size must be between 1 and the {len(pairs)} pairs, got {batch_size}.")
+    per_epoch = len(pairs) // batch_size
+
+    def batches(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, k = divmod(i, per_epoch)
+        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + epoch))
+        chosen = [pairs[j] for j in order[k * batch_size : (k + 1) * batch_size].tolist()]
+        return dpo_batch(chosen, tokenizer, pad_id, max_length, formatter=formatter, eos_id=eos_id)
+
+    return batches
+
+
+def preference_tune(model: nn.Module, pairs: Sequence[PreferencePair], tokenizer, *, steps: int, pad_id: int,
+                    beta: float = 0.1, batch_size: int = 8, lr: float = 1e-4, warmup_steps: int = 5,
+                    max_length: int = 128, formatter: Callable[[Example], str] = format_chat,
+                    eos_id: int | None = None, seed: int = 0, progress: bool = False
+                    ) -> tuple[History, DPOLog, nn.Module]:
+    """DPO-train ``model`` in place against a frozen copy of itself taken now (the reference).
+
+    Returns ``(history, log, reference)``: ``log`` holds each step's loss, mean reward margin,
+    preference accuracy and mean chosen / rejected rewards (:class:`dpo.DPOLog`).
+    """
+    reference = copy.deepcopy(model)
+    log = DPOLog()
+    config = TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(warmup_steps, steps), weight_decay=0.0,
+                         seed=seed, progress=progress)
+    batches = dpo_batches(pairs, tokenizer, batch_size, pad_id, max_length, formatter=formatter, eos_id=eos_id,
+                          seed=seed)
+    history = train(model, batches, config, loss_fn=dpo_loss_fn(reference, beta, log))
+    return history, log, reference
+
+
+def score_models(models: Mapping[str, nn.Module], tokenizer, examples: Sequence[Example],
+                 formatter: Callable[[Example], str] = format_chat, *, eos_id: int | None = None,
+                 max_new_tokens: int = 32) -> dict[str, dict[str, float]]:
+    """``{model name: {family: exact-match share, …, "all": share}}`` of greedy replies to ``examples``."""
+    return {name: exact_match(examples, answer(model, tokenizer, examples, formatter, eos_id=eos_id,
+                                               max_new_tokens=max_new_tokens))
+            for name, model in models.items()}
+
+
+def format_scores(scores: Mapping[str, Mapping[str, float]], families: Sequence[str] = FAMILIES) -> str:
+    """A plain-text table: one row per model, one column per family and ``all`` (shares at 2 decimals)."""
+    columns = [*families, "all"]
+    width = max(12, *(len(name) for name in scores))
+    lines = [f"{'model':<{width}}" + "".join(f"{c:>12}" for c in columns)]
+    for name, row in scores.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{row[c]:>12.2f}" for c in columns))
+    return "\n".join(lines)
