@@ -85,7 +85,7 @@ def baseline_setup(train_text: str, val_text: str):
     return model, tokenizer, batches, config, 12 * 64
 
 
-def run_for(seconds: float, setup, val_text: str) -> dict[str, float]:
+def run_for(seconds: float, setup, val_text: str, eval_tokens: int | None = None) -> dict[str, float]:
     """Calibrate steps/s, train for about ``seconds`` with the schedule planned over that many steps, score."""
     make_model, tokenizer, batches, make_config, tokens_per_step = setup
     probe = make_model()
@@ -98,7 +98,7 @@ def run_for(seconds: float, setup, val_text: str) -> dict[str, float]:
     start = time.perf_counter()
     history = train(model, batches, make_config(steps))
     elapsed = time.perf_counter() - start
-    bpb = bits_per_byte(model, tokenizer, val_text)
+    bpb = bits_per_byte(model, tokenizer, val_text, max_tokens=eval_tokens)
     return {"steps": steps, "seconds": elapsed, "tokens": steps * tokens_per_step, "val_bpb": bpb,
             "params": sum(p.numel() for p in model.parameters()), "final_loss": statistics.fmean(history.train_loss[-20:])}
 
