@@ -223,16 +223,19 @@ def cached_hidden(model: nn.Module, ids: torch.Tensor, n_frozen: int, *, batch_s
                   attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Activations ``(N, T, d_model)`` after the first ``n_frozen`` blocks, computed once (no grad).
 
-    With ``attention_mask`` each batch runs only up to its longest row (right padding), the rest
-    stays zero: the same values at every real position, fewer tokens computed.
+    With ``attention_mask`` the rows run in order of length, each batch only up to its longest row
+    (right padding), and the rest stays zero: the same values at every real position, far fewer
+    tokens computed than padding every batch to the longest message.
     """
     was_training = model.training
     model.eval()
     out = torch.zeros(ids.shape[0], ids.shape[1], model.config.d_model)
+    lengths = attention_mask.sum(1) if attention_mask is not None else torch.full((ids.shape[0],), ids.shape[1])
+    order = torch.argsort(lengths, stable=True)  # similar lengths share a batch: little padding computed
     for start in range(0, ids.shape[0], batch_size):
-        chunk = ids[start:start + batch_size]
-        T = int(attention_mask[start:start + batch_size].sum(1).max()) if attention_mask is not None else ids.shape[1]
-        out[start:start + len(chunk), :T] = _embed_and_run(model, chunk[:, :T], 0, n_frozen)
+        rows = order[start:start + batch_size]
+        T = int(lengths[rows].max())
+        out[rows, :T] = _embed_and_run(model, ids[rows, :T], 0, n_frozen)
     model.train(was_training)
     return out
 
