@@ -12,6 +12,7 @@ from slm_course.quantize.basic import (
     absmax_quantize,
     blocks,
     dequantize,
+    minmax_quantize,
     pack_int4,
     quantize,
     reconstruction_error,
@@ -49,7 +50,7 @@ from slm_course.quantize.qat import (
 )
 
 __all__ = [
-    "Quantized", "absmax_quantize", "zeropoint_quantize", "quantize", "dequantize", "blocks", "pack_int4",
+    "Quantized", "absmax_quantize", "zeropoint_quantize", "minmax_quantize", "quantize", "dequantize", "blocks", "pack_int4",
     "unpack_int4", "reconstruction_error", "BLOCK", "BYTES_PER_BLOCK", "quantize_q8_0", "quantize_q4_0",
     "quantize_q4_1", "quantize_block", "q8_0_block", "round_half_away", "Int8Linear", "Int4Linear",
     "QuantizedEmbedding", "quantize_model", "weight_bytes", "memory_bytes_in_use", "int8_kernel_available",

@@ -8,6 +8,10 @@ integer *zero point*) per block of weights:
 - **zero-point** (asymmetric): the range ``[min(w, 0), max(w, 0)]`` is cut into ``2^bits - 1`` steps,
   ``scale = (max - min) / (2^bits - 1)``, ``zero = round(-min / scale)``, ``q = round(w / scale) + zero``
   in ``[0, 2^bits - 1]``; dequantized ``(q - zero) · scale``. Uses every level for lopsided weights.
+- **min/max** (asymmetric with a float minimum, GGUF's Q4_1): ``scale = (max - min) / (2^bits - 1)``,
+  ``q = round((w - min) / scale)``, dequantized ``q · scale + min``. The grid runs exactly from the
+  block's minimum to its maximum; zero need not be on it. Costs one more float per block than
+  zero-point, which rounds ``-min / scale`` to an integer and so shifts the whole grid by up to half a step.
 
 The block a scale covers is the *granularity*: the whole tensor, one row (an output channel of a
 linear layer, ``(out, in)`` weights) or a group of ``group_size`` consecutive weights in a row.
@@ -43,11 +47,12 @@ class Quantized:
     granularity: Granularity
     group_size: int | None
     error: float
+    minimum: torch.Tensor | None = None
 
     @property
     def symmetric(self) -> bool:
-        """True for absmax (no zero point)."""
-        return self.zero is None
+        """True for absmax (no zero point, no minimum)."""
+        return self.zero is None and self.minimum is None
 
     def dequantize(self) -> torch.Tensor:
         """The float32 weights these integers stand for, shaped like the input."""
@@ -55,9 +60,10 @@ class Quantized:
 
     def nbytes(self) -> float:
         """Bytes to store it: ``bits`` per integer (int4 packs two per byte), 2 per scale (fp16, as GGUF
-        stores them), 1 per zero point (at most 8 bits)."""
+        stores them), 1 per zero point (at most 8 bits), 2 per minimum (fp16)."""
         size = self.q.numel() * self.bits / 8 + 2 * self.scale.numel()
-        return size + (self.zero.numel() if self.zero is not None else 0)
+        size += self.zero.numel() if self.zero is not None else 0
+        return size + (2 * self.minimum.numel() if self.minimum is not None else 0)
 
 
 def _check(w: torch.Tensor, bits: int, granularity: str, group_size: int | None) -> None:
@@ -122,6 +128,28 @@ def zeropoint_quantize(
                      group_size if granularity == "group" else None, error)
 
 
+def minmax_quantize(
+    w: torch.Tensor, bits: int = 4, granularity: Granularity = "group", group_size: int | None = 32,
+    *, fp16_scales: bool = False,
+) -> Quantized:
+    """Asymmetric quantization with a float minimum (GGUF's Q4_1): ``q = round((w - min) / scale)`` in
+    ``[0, 2^bits - 1]``, ``scale = (max - min) / (2^bits - 1)`` per block; dequantized ``q · scale + min``.
+    ``fp16_scales``: round the scale and minimum to float16 first (as ``Int4Linear`` stores them), so the
+    integers are chosen for the values that will really be used."""
+    _check(w, bits, granularity, group_size)
+    x = blocks(w.float(), granularity, group_size)                    # (rows, groups, block)
+    qmax = 2**bits - 1
+    low = x.amin(dim=-1, keepdim=True)                                # (rows, groups, 1)
+    scale = (x.amax(dim=-1, keepdim=True) - low) / qmax
+    if fp16_scales:
+        low, scale = low.half().float(), scale.half().float()
+    safe = torch.where(scale == 0, torch.ones_like(scale), scale)     # a constant block: q = 0, w = min
+    q = torch.round((x - low) / safe).clamp(0, qmax)
+    error = (x - (q * scale + low)).abs().max().item()
+    return Quantized(q.to(torch.uint8).reshape(w.shape), scale, None, bits, granularity,
+                     group_size if granularity == "group" else None, error, minimum=low)
+
+
 def quantize(
     w: torch.Tensor, bits: int = 8, *, symmetric: bool = True, granularity: Granularity = "channel",
     group_size: int | None = None,
@@ -132,13 +160,16 @@ def quantize(
 
 
 def dequantize(quantized: Quantized) -> torch.Tensor:
-    """``q · scale`` (absmax) or ``(q - zero) · scale`` (zero-point), float32, shaped like the input."""
+    """``q · scale`` (absmax), ``(q - zero) · scale`` (zero-point) or ``q · scale + minimum`` (min/max),
+    float32, shaped like the input."""
     if not isinstance(quantized, Quantized):
         raise TypeError(f"dequantize takes the Quantized a quantizer returned, got {type(quantized).__name__}.")
     shape = quantized.q.shape
     q = blocks(quantized.q.float(), quantized.granularity, quantized.group_size)
     if quantized.zero is not None:
         q = q - quantized.zero.float()
+    if quantized.minimum is not None:
+        return (q * quantized.scale + quantized.minimum).reshape(shape)
     return (q * quantized.scale).reshape(shape)
 
 

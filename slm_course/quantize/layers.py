@@ -3,8 +3,8 @@
 - :class:`Int8Linear`: int8 weights ``(out, in)`` and one float32 scale per output row (absmax);
   multiplies with ``torch._weight_int8pack_mm`` when this PyTorch build has it, else dequantizes and
   uses ``F.linear`` (same numbers up to float rounding; a test compares both).
-- :class:`Int4Linear`: 4-bit zero-point weights, two per byte, one scale and zero point per group of
-  ``group_size`` weights in a row; multiplies with PyTorch's CPU int4 kernel
+- :class:`Int4Linear`: 4-bit weights on a min/max grid (GGUF's Q4_1), two per byte, one float16 scale and
+  minimum per group of ``group_size`` weights in a row; multiplies with PyTorch's CPU int4 kernel
   (``torch._weight_int4pack_mm_for_cpu`` on a repacked copy) when present, else dequantizes.
 - :class:`QuantizedEmbedding`: a token-embedding lookup that reads the rows of a quantized output
   layer, so a tied embedding/head stays one (quantized) matrix.
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slm_course.model.surgery import replace_linears
-from slm_course.quantize.basic import absmax_quantize, pack_int4, unpack_int4, zeropoint_quantize
+from slm_course.quantize.basic import absmax_quantize, minmax_quantize, pack_int4, unpack_int4
 
 
 # PyTorch's CPU weight-only kernels pay off only for a few rows at a time (decoding). For a prompt or a
@@ -86,22 +86,25 @@ class Int8Linear(nn.Module):
 
 
 class Int4Linear(nn.Module):
-    """``y = x Wᵀ + b`` with ``W ≈ (q - zero) · scale`` per group of ``group_size`` inputs.
+    """``y = x Wᵀ + b`` with ``W ≈ q · scale + minimum`` per group of ``group_size`` inputs (GGUF's Q4_1 grid).
 
-    ``packed``: uint8 ``(out, in / 2)`` (two 4-bit values per byte, see ``pack_int4``), ``scale``
-    float32 and ``zero`` uint8, both ``(out, in / group_size)``. With the kernel a repacked copy for
-    PyTorch's int4 matmul is kept too (not saved: it is rebuilt from ``packed``).
+    ``packed``: uint8 ``(out, in / 2)`` (two 4-bit values ``0…15`` per byte, see ``pack_int4``); ``scale``
+    and ``minimum``: float16 ``(out, in / group_size)``, as GGUF stores them, so a weight costs
+    ``4 + 32 / group_size`` bits. The grid runs from each group's minimum to its maximum
+    (:func:`~slm_course.quantize.basic.minmax_quantize`): no level is lost to rounding a zero point.
+    With the kernel a repacked copy for PyTorch's int4 matmul is kept too (not saved: rebuilt from ``packed``).
     """
 
-    def __init__(self, packed: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int,
+    def __init__(self, packed: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, group_size: int,
                  bias: torch.Tensor | None = None, use_kernel: bool | None = None) -> None:
         super().__init__()
         out_features, in_features = packed.shape[0], packed.shape[1] * 2
-        if packed.dtype != torch.uint8 or scale.shape != (out_features, in_features // group_size):
-            raise ValueError("Int4Linear needs uint8 packed weights (out, in/2) and scales (out, in/group_size).")
+        groups = (out_features, in_features // group_size)
+        if packed.dtype != torch.uint8 or scale.shape != groups or minimum.shape != groups:
+            raise ValueError("Int4Linear needs uint8 packed weights (out, in/2), scales and minima (out, in/group_size).")
         self.register_buffer("packed", packed.contiguous())
-        self.register_buffer("scale", scale.float().contiguous())
-        self.register_buffer("zero", zero.to(torch.uint8).contiguous())
+        self.register_buffer("scale", scale.to(torch.float16).contiguous())
+        self.register_buffer("minimum", minimum.to(torch.float16).contiguous())
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
         self.use_kernel = int4_kernel_available() if use_kernel is None else bool(use_kernel)
@@ -110,32 +113,33 @@ class Int4Linear(nn.Module):
         if self.use_kernel:
             q = unpack_int4(self.packed).to(torch.int32)                     # (out, in) in [0, 15]
             self.register_buffer("kernel_weight", torch._convert_weight_to_int4pack_for_cpu(q, 1), persistent=False)
-            # The kernel computes W = (q - 8) · scale + offset, so the offset is (8 - zero) · scale.
-            offset = (8 - self.zero.float()) * self.scale                    # (out, groups)
-            sz = torch.stack([self.scale.t(), offset.t()], dim=-1).contiguous()  # (groups, out, 2)
+            # The kernel computes W = (q - 8) · scale + offset, so the offset is minimum + 8 · scale.
+            scale32 = self.scale.float()
+            offset = self.minimum.float() + 8 * scale32                      # (out, groups)
+            sz = torch.stack([scale32.t(), offset.t()], dim=-1).contiguous()  # (groups, out, 2)
             self.register_buffer("kernel_scales", sz, persistent=False)
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, group_size: int = 32, use_kernel: bool | None = None) -> "Int4Linear":
-        """Quantize ``linear.weight`` group-wise with zero-point int4."""
-        quantized = zeropoint_quantize(linear.weight.detach(), 4, "group", group_size)
+        """Quantize ``linear.weight`` group-wise on a min/max int4 grid (scale and minimum kept as float16)."""
+        quantized = minmax_quantize(linear.weight.detach(), 4, "group", group_size, fp16_scales=True)
         groups = quantized.scale.shape[1]
         return cls(pack_int4(quantized.q), quantized.scale.reshape(-1, groups),
-                   quantized.zero.reshape(-1, groups), group_size, linear.bias, use_kernel)
+                   quantized.minimum.reshape(-1, groups), group_size, linear.bias, use_kernel)
 
     def dequantized_weight(self) -> torch.Tensor:
         """The float32 weight ``(out, in)``."""
         return self.rows(slice(None))
 
     def rows(self, idx) -> torch.Tensor:
-        """Dequantized rows ``idx`` of the weight ``(..., in)``: unpack, subtract the zero, scale."""
+        """Dequantized rows ``idx`` of the weight ``(..., in)``: unpack, scale, add the minimum."""
         packed = self.packed[idx]
         lead = packed.shape[:-1]
         q = unpack_int4(packed.reshape(-1, packed.shape[-1])).float()          # (n, in)
         q = q.reshape(-1, self.in_features // self.group_size, self.group_size)  # (n, groups, group)
-        zero = self.zero[idx].reshape(q.shape[0], -1, 1).float()
-        scale = self.scale[idx].reshape(q.shape[0], -1, 1)
-        return ((q - zero) * scale).reshape(*lead, self.in_features)
+        minimum = self.minimum[idx].reshape(q.shape[0], -1, 1).float()
+        scale = self.scale[idx].reshape(q.shape[0], -1, 1).float()
+        return (q * scale + minimum).reshape(*lead, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""

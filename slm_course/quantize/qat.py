@@ -16,14 +16,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from slm_course.model.surgery import replace_linears
-from slm_course.quantize.basic import dequantize, quantize
+from slm_course.quantize.basic import dequantize, minmax_quantize, quantize
 from slm_course.quantize.layers import quantize_model
 
 
 def fake_quantize(w: torch.Tensor, bits: int = 4, group_size: int = 32, symmetric: bool = False) -> torch.Tensor:
-    """``w`` quantized group-wise and dequantized again (float32, same shape); no gradient flows."""
+    """``w`` quantized group-wise and dequantized again (float32, same shape); no gradient flows.
+    Asymmetric (the default) uses the min/max grid ``Int4Linear`` stores, so what QAT trains is what
+    ``convert_qat`` keeps; ``symmetric=True`` uses absmax."""
     with torch.no_grad():
-        return dequantize(quantize(w.detach(), bits, symmetric=symmetric, granularity="group", group_size=group_size))
+        if symmetric:
+            return dequantize(quantize(w.detach(), bits, symmetric=True, granularity="group", group_size=group_size))
+        return dequantize(minmax_quantize(w.detach(), bits, "group", group_size, fp16_scales=True))
 
 
 def straight_through(w: torch.Tensor, w_quantized: torch.Tensor) -> torch.Tensor:
@@ -32,7 +36,7 @@ def straight_through(w: torch.Tensor, w_quantized: torch.Tensor) -> torch.Tensor
 
 
 class FakeQuantLinear(nn.Module):
-    """A linear layer whose forward uses its weight rounded to ``bits`` (group-wise, zero-point),
+    """A linear layer whose forward uses its weight rounded to ``bits`` (group-wise, min/max grid),
     with the straight-through gradient. ``linear`` keeps the trainable float weight."""
 
     def __init__(self, linear: nn.Linear, bits: int = 4, group_size: int = 32) -> None:

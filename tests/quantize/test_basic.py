@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from slm_course.quantize import (
-    absmax_quantize, dequantize, pack_int4, quantize, reconstruction_error, unpack_int4, zeropoint_quantize,
+    absmax_quantize, dequantize, minmax_quantize, pack_int4, quantize, reconstruction_error, unpack_int4,
+    zeropoint_quantize,
 )
 
 
@@ -91,3 +92,28 @@ def test_pack_unpack_int4():
 def test_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_minmax_grid_spans_each_block_and_beats_a_rounded_zero_point():
+    w = weights(16, 64) + 0.3  # lopsided blocks: the zero point is rounded, the float minimum is not
+    mm = minmax_quantize(w, 4, "group", 32)
+    assert mm.zero is None and mm.minimum.shape == (16, 2, 1) and not mm.symmetric
+    back = dequantize(mm)
+    blocks_w, blocks_back = w.reshape(16, 2, 32), back.reshape(16, 2, 32)
+    torch.testing.assert_close(blocks_back.amin(-1), blocks_w.amin(-1))
+    torch.testing.assert_close(blocks_back.amax(-1), blocks_w.amax(-1))
+    assert ((w - back).abs() <= mm.scale.expand(16, 2, 32).reshape(16, 64) / 2 + 1e-6).all()
+    assert reconstruction_error(w, mm)["rmse"] < reconstruction_error(w, zeropoint_quantize(w, 4, "group", 32))["rmse"]
+    assert mm.nbytes() == 16 * 64 / 2 + 2 * 32 + 2 * 32  # nibbles + fp16 scale + fp16 minimum per block
+
+
+def test_minmax_reproduces_weights_already_on_a_q4_1_grid():
+    from slm_course.quantize import quantize_q4_1
+    from slm_course.weights import dequantize_q4_1
+
+    w = weights(8, 128)
+    on_grid = dequantize_q4_1(quantize_q4_1(w).reshape(-1)).reshape(w.shape)
+    again = dequantize(minmax_quantize(on_grid, 4, "group", 32, fp16_scales=True))
+    torch.testing.assert_close(again, on_grid, rtol=0, atol=1e-6)
+    # a zero point rounded to an integer shifts the grid: a second rounding error on top of the first
+    assert reconstruction_error(on_grid, zeropoint_quantize(on_grid, 4, "group", 32))["relative"] > 0.02

@@ -9,7 +9,7 @@ from slm_course.model import SLM, SLMConfig
 from slm_course.quantize import (
     FakeQuantLinear, Int4Linear, Int8Linear, QuantizedEmbedding, convert_qat, dequantize, fake_quantize,
     int4_kernel_available, int8_kernel_available, mean_nll, memory_bytes_in_use, prepare_qat, quantize_model,
-    straight_through, weight_bytes, zeropoint_quantize, absmax_quantize,
+    straight_through, weight_bytes, zeropoint_quantize, absmax_quantize, minmax_quantize,
 )
 
 
@@ -42,7 +42,7 @@ def test_dequantized_weights_match_the_quantizers(linear):
     torch.testing.assert_close(Int8Linear.from_linear(linear).dequantized_weight(),
                                dequantize(absmax_quantize(w, 8, "channel")))
     torch.testing.assert_close(Int4Linear.from_linear(linear, 32).dequantized_weight(),
-                               dequantize(zeropoint_quantize(w, 4, "group", 32)))
+                               dequantize(minmax_quantize(w, 4, "group", 32, fp16_scales=True)), rtol=0, atol=0)
     layer = Int4Linear.from_linear(linear, 32)
     torch.testing.assert_close(layer.rows(torch.tensor([[3, 0]])), layer.dequantized_weight()[[3, 0]][None])
 
@@ -101,7 +101,20 @@ def test_qat_wraps_trains_and_converts():
 
 def test_fake_quantize_is_quantize_then_dequantize():
     w = torch.randn(8, 64, generator=torch.Generator().manual_seed(4))
-    torch.testing.assert_close(fake_quantize(w, 4, 32), dequantize(zeropoint_quantize(w, 4, "group", 32)))
+    torch.testing.assert_close(fake_quantize(w, 4, 32), dequantize(minmax_quantize(w, 4, "group", 32, fp16_scales=True)))
+    torch.testing.assert_close(fake_quantize(w, 4, 32, symmetric=True), dequantize(absmax_quantize(w, 4, "group", 32)))
+
+
+def test_int4_stores_fp16_scales_and_minima(linear):
+    layer = Int4Linear.from_linear(linear, 32)
+    assert layer.scale.dtype == layer.minimum.dtype == torch.float16 and layer.scale.shape == (96, 4)
+    saved = sum(t.numel() * t.element_size() for t in layer.state_dict().values())
+    assert saved == 96 * 128 // 2 + 2 * 2 * 96 * 4 + 4 * 96  # nibbles, fp16 scale + minimum, fp32 bias
+    # min/max grid: the smallest and largest weight of every group are reproduced up to fp16 rounding
+    w = linear.weight.detach().reshape(96, 4, 32)
+    back = layer.dequantized_weight().reshape(96, 4, 32)
+    torch.testing.assert_close(back.amin(-1), w.amin(-1), atol=2e-3, rtol=0)
+    torch.testing.assert_close(back.amax(-1), w.amax(-1), atol=2e-3, rtol=0)
 
 
 def test_mean_nll_of_uniform_model():
