@@ -87,7 +87,7 @@ def preference_tune(model: nn.Module, pairs: Sequence[PreferencePair], tokenizer
 
 def score_models(models: Mapping[str, nn.Module], tokenizer, examples: Sequence[Example],
                  formatter: Callable[[Example], str] = format_chat, *, eos_id: int | None = None,
-                 max_new_tokens: int = 32) -> dict[str, dict[str, float]]:
+                 max_new_tokens: int = 48) -> dict[str, dict[str, float]]:
     """``{model name: {family: exact-match share, …, "all": share}}`` of greedy replies to ``examples``."""
     return {name: exact_match(examples, answer(model, tokenizer, examples, formatter, eos_id=eos_id,
                                                max_new_tokens=max_new_tokens))

@@ -103,3 +103,10 @@ def test_score_models_is_exact_match_of_greedy_replies_and_the_table_lists_every
     header, *rows = table.splitlines()
     assert header.split() == ["model", *FAMILIES, "all"]
     assert rows[0].split() == ["base"] + ["0.50"] * 5 and rows[1].split() == ["tuned"] + ["1.00"] * 5
+
+
+def test_short_format_puts_the_input_on_its_own_line_and_ends_where_the_answer_starts():
+    from slm_course.finetune.instruct import Example, format_short
+
+    assert format_short(Example("reverse", "Reverse the list: a, b", "", "b, a")) == "Reverse the list: a, b\n=> "
+    assert format_short(Example("lookup", "Answer.", "Story: x", "y")) == "Answer.\nStory: x\n=> "
