@@ -176,3 +176,35 @@ def test_padded_batch_diagram():
     figure = ch07.padded_batch()
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert texts.count("<pad>") == 6 and "head → (ham, spam)" in texts
+
+
+def test_frozen_pass_from_a_lower_cut_equals_a_direct_pass():
+    data = C.split(toy_dataset(20, 20), seed=0)
+    splits = {k: C.tokenize(v, encode, 24) for k, v in data.items()}
+    model, frozen = tiny_classifier(), {}
+    derived, _ = C._frozen_pass(model, splits, 0, 24, start=2, frozen=frozen, lowest=1)
+    assert list(frozen) == [1]  # the pass went to the lowest cut once
+    for name, (hidden, mask, labels) in derived.items():
+        ids, _, _ = C.as_tensors(splits[name], 0, 24)
+        direct = C.cached_hidden(model, ids, 2, attention_mask=mask)
+        torch.testing.assert_close(C.last_real_token(hidden, mask), C.last_real_token(direct, mask),
+                                   rtol=1e-5, atol=1e-5)
+    again, _ = C._frozen_pass(model, splits, 0, 24, start=1, frozen=frozen, lowest=1)
+    assert again is frozen[1][0]
+
+
+@pytest.mark.asset
+def test_ablation_rows_on_a_tiny_model():
+    class CharTokenizer:
+        eos_id = 0
+        encode = staticmethod(encode)
+
+    rows = C.ablation(lambda: (tiny_classifier(), CharTokenizer()), max_length=16, max_steps=3, max_steps_all=2,
+                      batch_size=8, progress=False)
+    assert [r["setting"] for r in rows] == [name for name, _ in C.ABLATION]
+    assert [r["steps"] for r in rows] == [3, 3, 2, 3, 2]
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["seconds"] > 0 for r in rows)
+    shared = {r["frozen_seconds"] for r in rows if r["setting"] in ("last two blocks", "LoRA r=8, top 2 blocks")}
+    assert len(shared) == 1 and shared.pop() > 0  # one frozen pass, reused
+    assert rows[2]["frozen_seconds"] == rows[4]["frozen_seconds"] == 0.0
+    assert rows[0]["trainable"] < rows[1]["trainable"] < rows[2]["trainable"] == rows[4]["trainable"]
