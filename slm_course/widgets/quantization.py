@@ -1,8 +1,8 @@
 """The quantization explorer (chapter 10): how bits, group size and symmetry change a layer's weights.
 
 ``QuantizationExplorer(model, eval_ids)`` shows sliders for the bits (2–8) and the group size
-("row" = one scale per output channel, or 16…128 weights), a symmetric/asymmetric toggle and a layer
-selector, above a PNG (matplotlib into an ``ipywidgets.Image``, offline) with the layer's weight
+("row" = one scale per output channel, or 16…128 weights), the scheme (symmetric absmax, asymmetric
+zero-point, or the min/max grid ``Int4Linear`` stores) and a layer selector, above a PNG (matplotlib into an ``ipywidgets.Image``, offline) with the layer's weight
 histogram and the quantization grid of its widest block, and the histogram of the rounding errors.
 A line gives the reconstruction error and the size; the button "perplexity" quantizes *every*
 linear layer of a copy of the model at that setting and measures its perplexity on ``eval_ids``
@@ -21,11 +21,19 @@ import torch
 from torch import nn
 
 from slm_course.model.surgery import find_linears
-from slm_course.quantize.basic import dequantize, quantize, reconstruction_error
+from slm_course.quantize.basic import dequantize, minmax_quantize, quantize, reconstruction_error
 from slm_course.quantize.metrics import perplexity
 
 ROW = 0  # the group-size selector's "one scale per row" (per-channel)
 GROUP_SIZES = (ROW, 16, 32, 64, 128)
+MINMAX = "minmax"  # the scheme selector's third value: min/max grid with a float minimum (GGUF's Q4_1)
+
+
+def _quantize(w: torch.Tensor, bits: int, group_size: int, symmetric: bool | str):
+    granularity, group = ("channel", None) if group_size == ROW else ("group", group_size)
+    if symmetric == MINMAX:
+        return minmax_quantize(w, bits, granularity, group)
+    return quantize(w, bits, symmetric=bool(symmetric), granularity=granularity, group_size=group)
 
 
 @dataclass
@@ -35,7 +43,7 @@ class DrawnQuantization:
     layer: str
     bits: int
     group_size: int  # ROW (0) for one scale per output row
-    symmetric: bool
+    symmetric: bool | str  # True: absmax; False: zero-point; "minmax": min/max grid
     weights: np.ndarray  # the layer's weights, flattened (float32)
     grid: np.ndarray  # the values the widest block's integers dequantize to (2^bits or 2^bits - 1 levels)
     errors: np.ndarray  # w - dequantized w, flattened
@@ -46,15 +54,15 @@ class DrawnQuantization:
     perplexity_fp32: float | None = None
 
 
-def quantize_every_linear(model: nn.Module, bits: int, group_size: int, symmetric: bool) -> nn.Module:
+def quantize_every_linear(model: nn.Module, bits: int, group_size: int, symmetric: bool | str) -> nn.Module:
     """A copy of ``model`` whose linear weights are quantized and dequantized again at this setting
-    (float storage, quantized values: what the int layers compute, for measuring quality)."""
+    (float storage, quantized values: what the int layers compute, for measuring quality).
+    ``symmetric``: True (absmax), False (zero-point) or ``"minmax"``."""
     model = copy.deepcopy(model)
     for name in find_linears(model):
         linear = model.get_submodule(name)
         w = linear.weight.detach()
-        q = quantize(w, bits, symmetric=symmetric, granularity="channel" if group_size == ROW else "group",
-                     group_size=None if group_size == ROW else group_size)
+        q = _quantize(w, bits, group_size, symmetric)
         with torch.no_grad():
             linear.weight.copy_(dequantize(q).to(w.dtype))  # a tied embedding follows: the same tensor
     return model
@@ -66,7 +74,7 @@ class QuantizationExplorer:
     picture: ``image``; numbers: ``drawn``; all of it: ``widget``."""
 
     def __init__(self, model: nn.Module, eval_ids: Sequence[int] | torch.Tensor | None = None, *,
-                 layer: str | None = None, bits: int = 4, group_size: int = 32, symmetric: bool = True,
+                 layer: str | None = None, bits: int = 4, group_size: int = 32, symmetric: bool | str = True,
                  context_length: int = 128, max_tokens: int = 4096) -> None:
         import ipywidgets as widgets
 
@@ -86,7 +94,8 @@ class QuantizationExplorer:
         self.bits = widgets.IntSlider(value=bits, min=2, max=8, description="bits")
         self.group_size = widgets.Dropdown(options=[("row" if g == ROW else str(g), g) for g in self.group_sizes],
                                            value=group_size, description="group size")
-        self.symmetric = widgets.ToggleButtons(options=[("symmetric (absmax)", True), ("asymmetric (zero-point)", False)],
+        self.symmetric = widgets.ToggleButtons(options=[("symmetric (absmax)", True), ("asymmetric (zero-point)", False),
+                                                        ("min/max (Int4Linear)", MINMAX)],
                                                value=symmetric, description="scheme")
         self.layer = widgets.Dropdown(options=self.layers, value=layer, description="layer")
         self.button = widgets.Button(description="perplexity", disabled=eval_ids is None,
@@ -109,18 +118,19 @@ class QuantizationExplorer:
         """Quantize the selected layer at the current setting; draw it and record it in ``drawn``."""
         bits, group, symmetric = self._setting()
         w = self.model.get_submodule(self.layer.value).weight.detach().float().cpu()
-        q = quantize(w, bits, symmetric=symmetric, granularity="channel" if group == ROW else "group",
-                     group_size=None if group == ROW else group)
+        q = _quantize(w, bits, group, symmetric)
         back = dequantize(q)
         widest = int(q.scale.reshape(-1).argmax())  # the block with the largest step shows its grid
         scale = float(q.scale.reshape(-1)[widest])
-        if symmetric:
-            levels = np.arange(-(2 ** (bits - 1) - 1), 2 ** (bits - 1))
+        if symmetric == MINMAX:
+            grid = np.arange(0, 2**bits) * scale + float(q.minimum.reshape(-1)[widest])
+        elif symmetric:
+            grid = np.arange(-(2 ** (bits - 1) - 1), 2 ** (bits - 1)) * scale
         else:
-            levels = np.arange(0, 2**bits) - int(q.zero.reshape(-1)[widest])
+            grid = (np.arange(0, 2**bits) - int(q.zero.reshape(-1)[widest])) * scale
         self.drawn = DrawnQuantization(
             layer=self.layer.value, bits=bits, group_size=group, symmetric=symmetric,
-            weights=w.reshape(-1).numpy(), grid=(levels * scale).astype(np.float32),
+            weights=w.reshape(-1).numpy(), grid=grid.astype(np.float32),
             errors=(w - back).reshape(-1).numpy(), error=reconstruction_error(w, q),
             bytes_fp32=w.numel() * 4, bytes_quantized=q.nbytes(),
         )
@@ -171,7 +181,7 @@ def figure(drawn: DrawnQuantization):
     for value in drawn.grid:
         left.axvline(value, color="tab:red", linewidth=0.6, alpha=0.7)
     left.set_yscale("log")
-    scheme = "symmetric" if drawn.symmetric else "asymmetric"
+    scheme = "min/max" if drawn.symmetric == MINMAX else "symmetric" if drawn.symmetric else "zero-point"
     group = "per row" if drawn.group_size == ROW else f"groups of {drawn.group_size}"
     left.set_title(f"{drawn.layer}: weights and the {len(drawn.grid)}-level grid of its widest block", fontsize=9)
     left.set_xlabel("weight value")

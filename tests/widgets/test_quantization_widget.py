@@ -7,7 +7,7 @@ import torch
 
 from slm_course.model import SLM, SLMConfig
 from slm_course.quantize import perplexity
-from slm_course.widgets.quantization import ROW, QuantizationExplorer, figure, quantize_every_linear
+from slm_course.widgets.quantization import MINMAX, ROW, QuantizationExplorer, figure, quantize_every_linear
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,12 @@ def test_controls_change_the_numbers(model, ids):
     assert ex.drawn.error["rmse"] < per_row  # smaller groups follow the weights closer
     ex.symmetric.value = False
     assert len(ex.drawn.grid) == 16 and 0.0 in ex.drawn.grid  # zero-point: 16 levels, zero exactly on the grid
+    zero_point = ex.drawn.error["rmse"]
+    ex.symmetric.value = MINMAX  # the grid Int4Linear stores: from each group's minimum to its maximum
+    assert len(ex.drawn.grid) == 16 and ex.drawn.error["rmse"] <= zero_point
+    w = model.blocks[0].attn.q_proj.weight.detach().reshape(-1, 16)
+    assert any(np.isclose(ex.drawn.grid[0], w.amin(1).numpy()).tolist())  # the widest group's minimum
+    assert "min/max" in figure(ex.drawn).axes[1].get_title()
     ex.layer.value = "blocks.1.mlp.fc"
     assert ex.drawn.weights.size == model.blocks[1].mlp.fc.weight.numel()
 
@@ -71,8 +77,9 @@ def test_perplexity_button(model, ids):
 
 
 def test_quantize_every_linear_keeps_the_tie(model):
-    q = quantize_every_linear(model, 4, 32, True)
-    assert q.lm_head.weight is q.tok_emb.weight and not torch.equal(q.lm_head.weight, model.lm_head.weight)
+    for scheme in (True, False, MINMAX):
+        q = quantize_every_linear(model, 4, 32, scheme)
+        assert q.lm_head.weight is q.tok_emb.weight and not torch.equal(q.lm_head.weight, model.lm_head.weight)
 
 
 def test_errors(model):
