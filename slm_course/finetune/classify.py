@@ -389,11 +389,12 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
             "seconds": time.perf_counter() - started, "adapted": adapted, "cache": data}
 
 
-ABLATION = (("last block", dict(blocks=1)), ("last two blocks", dict(blocks=2)), ("all layers", dict(blocks="all")),
-            ("LoRA r=8, top 2 blocks", dict(blocks=2, lora_rank=8)), ("random init, all layers", dict(blocks="all")))
+ABLATION = (("last block", dict(blocks=1)), ("last two blocks", dict(blocks=2)), ("last four blocks", dict(blocks=4)),
+            ("all layers", dict(blocks="all")), ("LoRA r=8, top 2 blocks", dict(blocks=2, lora_rank=8)),
+            ("random init, all layers", dict(blocks="all")))
 # Peak learning rates: the chapter's for the top blocks (5e-4) and LoRA (1e-3); smaller for every pretrained layer.
-ABLATION_LR = {"last block": 5e-4, "last two blocks": 5e-4, "all layers": 3e-5, "LoRA r=8, top 2 blocks": 1e-3,
-               "random init, all layers": 1e-4}
+ABLATION_LR = {"last block": 5e-4, "last two blocks": 5e-4, "last four blocks": 5e-4, "all layers": 3e-5,
+               "LoRA r=8, top 2 blocks": 1e-3, "random init, all layers": 1e-4}
 
 
 def ablation(load_model: Callable[[], tuple[nn.Module, Any]], *, max_length: int = 64, max_steps: int = 300,

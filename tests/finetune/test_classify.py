@@ -199,12 +199,12 @@ def test_ablation_rows_on_a_tiny_model():
         eos_id = 0
         encode = staticmethod(encode)
 
-    rows = C.ablation(lambda: (tiny_classifier(), CharTokenizer()), max_length=16, max_steps=3, max_steps_all=2,
+    rows = C.ablation(lambda: (tiny_classifier(n_layers=5), CharTokenizer()), max_length=16, max_steps=3, max_steps_all=2,
                       batch_size=8, progress=False)
     assert [r["setting"] for r in rows] == [name for name, _ in C.ABLATION]
-    assert [r["steps"] for r in rows] == [3, 3, 2, 3, 2]
+    assert [r["steps"] for r in rows] == [3, 3, 3, 2, 3, 2]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["seconds"] > 0 for r in rows)
     shared = {r["frozen_seconds"] for r in rows if r["setting"] in ("last two blocks", "LoRA r=8, top 2 blocks")}
     assert len(shared) == 1 and shared.pop() > 0  # one frozen pass, reused
-    assert rows[2]["frozen_seconds"] == rows[4]["frozen_seconds"] == 0.0
-    assert rows[0]["trainable"] < rows[1]["trainable"] < rows[2]["trainable"] == rows[4]["trainable"]
+    assert rows[3]["frozen_seconds"] == rows[5]["frozen_seconds"] == 0.0
+    assert rows[0]["trainable"] < rows[1]["trainable"] < rows[3]["trainable"] == rows[5]["trainable"]
