@@ -25,12 +25,14 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     args = parser.parse_args()
     print(environment_report(), flush=True)
-    rows = C.ablation(smollm2, max_length=args.max_length, max_steps=args.max_steps, max_steps_all=args.max_steps_all,
-                      progress=False)
-    print(f"{'setting':26s} {'test acc':>9s} {'val acc':>8s} {'trainable':>10s} {'steps':>6s} {'seconds':>8s}")
-    for row in rows:
+    print(f"{'setting':26s} {'test acc':>9s} {'val acc':>8s} {'trainable':>10s} {'steps':>6s} {'seconds':>8s}", flush=True)
+
+    def print_row(row: dict) -> None:
         print(f"{row['setting']:26s} {100 * row['test_accuracy']:8.2f}% {100 * row['validation_accuracy']:7.2f}% "
-              f"{row['trainable'] / 1e6:9.2f}M {row['steps']:6d} {row['seconds']:8.0f}")
+              f"{row['trainable'] / 1e6:9.2f}M {row['steps']:6d} {row['seconds']:8.0f}", flush=True)
+
+    rows = C.ablation(smollm2, max_length=args.max_length, max_steps=args.max_steps, max_steps_all=args.max_steps_all,
+                      progress=False, on_row=print_row)
     frozen = max(row["frozen_seconds"] for row in rows)
     print(f"frozen-block pass shared by the top-block and LoRA rows: {frozen:.0f} s (add it to their seconds)")
     print(f"{'reference (GPT-2 small)':26s} {100 * C.REFERENCE_TEST_ACCURACY:8.2f}%")

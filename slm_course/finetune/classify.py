@@ -398,15 +398,16 @@ ABLATION_LR = {"last block": 5e-4, "last two blocks": 5e-4, "last four blocks": 
 
 
 def ablation(load_model: Callable[[], tuple[nn.Module, Any]], *, max_length: int = 64, max_steps: int = 300,
-             max_steps_all: int | None = None, batch_size: int = 16, seed: int = 0,
-             progress: bool = True) -> list[dict[str, Any]]:
+             max_steps_all: int | None = None, batch_size: int = 16, seed: int = 0, progress: bool = True,
+             on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """The chapter's ablation table: one row per setting of :data:`ABLATION`, each from a freshly loaded
     model (``load_model() -> (model, tokenizer)``), on the balanced splits at up to ``max_length`` tokens.
 
     Rows that train top blocks share one pass of the frozen blocks (its seconds are the row's
     ``frozen_seconds``, the same for each); ``seconds`` is the row's own training and evaluation.
     ``max_steps_all`` caps the steps of the all-layer rows (slow on a CPU; ``None`` = ``max_steps``).
-    Each row: ``setting, test_accuracy, validation_accuracy, trainable, steps, seconds, frozen_seconds``.
+    Each row: ``setting, test_accuracy, validation_accuracy, trainable, steps, seconds, frozen_seconds``;
+    ``on_row(row)``, if given, is called as each row is done (a long run shows its rows as they come).
     """
     rows, frozen = [], {}  # frozen: start block -> (activations per split, seconds)
     most_blocks = max(s["blocks"] for _, s in ABLATION if s["blocks"] != "all")
@@ -430,6 +431,8 @@ def ablation(load_model: Callable[[], tuple[nn.Module, Any]], *, max_length: int
         rows.append({"setting": name, "test_accuracy": run["test"]["accuracy"],
                      "validation_accuracy": run["validation"]["accuracy"], "trainable": run["trainable"],
                      "steps": steps, "seconds": run["seconds"], "frozen_seconds": frozen_seconds})
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 

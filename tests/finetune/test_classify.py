@@ -199,11 +199,11 @@ def test_ablation_rows_on_a_tiny_model(monkeypatch):
         eos_id = 0
         encode = staticmethod(encode)
 
-    passes, real_cached_hidden = [], C.cached_hidden
+    passes, shown, real_cached_hidden = [], [], C.cached_hidden
     monkeypatch.setattr(C, "cached_hidden", lambda *a, **k: passes.append(a[2]) or real_cached_hidden(*a, **k))
     rows = C.ablation(lambda: (tiny_classifier(n_layers=5), CharTokenizer()), max_length=16, max_steps=3, max_steps_all=2,
-                      batch_size=8, progress=False)
-    assert [r["setting"] for r in rows] == [name for name, _ in C.ABLATION]
+                      batch_size=8, progress=False, on_row=shown.append)
+    assert [r["setting"] for r in rows] == [name for name, _ in C.ABLATION] and shown == rows
     assert [r["steps"] for r in rows] == [3, 3, 3, 2, 3, 2]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["seconds"] > 0 for r in rows)
     assert passes == [1, 1, 1]  # one frozen pass per split, to the lowest cut (5 - 4 blocks), reused by every row
