@@ -9,7 +9,7 @@ import pytest
 matplotlib.use("Agg")
 
 from slm_course.data import SlidingWindowDataset  # noqa: E402
-from slm_course.diagrams import ch01, ch02, ch03, roadmap  # noqa: E402
+from slm_course.diagrams import ch01, ch02, ch03, ch10, roadmap  # noqa: E402
 from slm_course.diagrams.drawing import count_gids, gids, texts  # noqa: E402
 from slm_course.model import SLMConfig, repeat_kv, rope_frequencies  # noqa: E402
 
@@ -22,6 +22,8 @@ ALL = {
     "prenorm_block": lambda: ch03.prenorm_block(show=False),
     "rope_rotations": lambda: ch03.rope_rotations(show=False),
     "grouped_query_attention": lambda: ch03.grouped_query_attention(show=False),
+    "int4_group_packing": lambda: ch10.int4_group_packing(show=False),
+    "weight_only_linear": lambda: ch10.weight_only_linear(show=False),
 }
 
 
@@ -155,3 +157,60 @@ def test_show_true_displays_once_and_returns_none(monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
     assert ch01.bpe_merge() is None
     assert len(shown) == 1
+
+
+@pytest.mark.parametrize("n_weights, group_size, seed", [(16, 8, 0), (16, 4, 1), (12, 6, 2)])
+def test_int4_group_packing_draws_the_quantizers_numbers(n_weights, group_size, seed):
+    import torch
+    from torch import nn
+
+    from slm_course.quantize import Int4Linear, minmax_quantize, pack_int4
+
+    figure = ch10.int4_group_packing(n_weights, group_size, seed, show=False)
+    row = torch.tensor([[float(t) for g in range(n_weights // group_size) for t in texts_with_gid(figure, f"weight-{g}")]])
+    assert row.shape == (1, n_weights)
+    expected = minmax_quantize(row, 4, "group", group_size, fp16_scales=True)  # what Int4Linear stores
+    codes = [int(t) for g in range(n_weights // group_size) for t in texts_with_gid(figure, f"code-{g}")]
+    assert codes == expected.q[0].tolist()
+    assert [int(t.replace(" ", ""), 2) for t in texts_with_gid(figure, "byte")] == pack_int4(expected.q)[0].tolist()
+    for g in range(n_weights // group_size):
+        [label] = [t for t in texts(figure) if t.startswith(f"group {g}: ")]
+        assert f"max {row[0, g * group_size:(g + 1) * group_size].max().item():.2f}," in label
+        assert f"min {expected.minimum.flatten()[g].item():.4f}" in label
+        assert f"= {expected.scale.flatten()[g].item():.5f}" in label
+    drawn = [float(t) for t in texts_with_gid(figure, "dequantized")]
+    assert drawn == [float(f"{v:.2f}") for v in expected.dequantize()[0].tolist()]
+    assert f"= {expected.nbytes():g} bytes for {n_weights} weights" in " ".join(texts(figure))
+    layer = nn.Linear(n_weights, 1, bias=False)  # Int4Linear stores these same bytes, scales and minima
+    with torch.no_grad():
+        layer.weight.copy_(row)
+    stored = Int4Linear.from_linear(layer, group_size, use_kernel=False)
+    assert stored.packed[0].tolist() == pack_int4(expected.q)[0].tolist()
+    assert torch.equal(stored.scale.float().flatten(), expected.scale.flatten())
+    assert torch.equal(stored.minimum.float().flatten(), expected.minimum.flatten())
+    with pytest.raises(ValueError, match="multiple of group_size"):
+        ch10.int4_group_packing(16, 5, show=False)
+
+
+def test_weight_only_linear_bars_are_the_layers_stored_bytes_per_weight():
+    import torch
+    from torch import nn
+
+    from slm_course.deploy.hardware import BYTES
+    from slm_course.quantize import Int4Linear, Int8Linear, weight_bytes
+
+    before = torch.random.get_rng_state()
+    figure = ch10.weight_only_linear(64, 96, 32, show=False)
+    assert torch.equal(torch.random.get_rng_state(), before)  # drawing leaves the caller's seed alone
+    heights = {p.get_gid()[4:]: p.get_height() for ax in figure.axes for p in ax.patches
+               if (p.get_gid() or "").startswith("bar-")}
+    linear = nn.Linear(64, 96, bias=False)
+    assert heights == {
+        "fp32": BYTES["fp32"], "bf16": BYTES["bf16"],
+        "int8": weight_bytes(Int8Linear.from_linear(linear, use_kernel=False)) / (64 * 96),
+        "int4 (g32)": weight_bytes(Int4Linear.from_linear(linear, 32, use_kernel=False)) / (64 * 96),
+    }
+    assert heights["int8"] == 1 + 4 / 64 and heights["int4 (g32)"] == 0.5 + 4 / 32  # fp32 row scale; fp16 scale + min
+    for part in ("stored", "activations", "dequantize", "kernel", "matmul", "output"):
+        assert count_gids(figure, part) == 1
+    assert "one 96 × 64 layer" in texts(figure)

@@ -3,13 +3,15 @@
 ``roadmap(chapter)`` draws the Prepare → Build → Finetune → Evaluate → Deploy map with that
 chapter's step highlighted; every chapter shows it in its opening cells. Concept diagrams live beside
 it, one module per chapter (``ch01.sliding_windows``, ``ch02.attention_flow``, ``ch03.rope_rotations``,
-…), drawn with the shared helpers of ``drawing`` (boxes, arrows, token strips, coloured matrices),
+…, ``ch10.int4_group_packing``), drawn with the shared helpers of ``drawing`` (boxes, arrows, token strips, coloured matrices),
 which later chapters reuse. Each returns a matplotlib ``Figure`` with ``show=False``; with
 ``show=True`` (the default) it is displayed once in the notebook.
 """
 from __future__ import annotations
 
-from slm_course.diagrams import ch01, ch02, ch03, drawing
+from slm_course.diagrams import ch01, ch02, ch03, ch10, drawing
+from slm_course.diagrams.ch10 import int4_group_packing, weight_only_linear
 from slm_course.diagrams.roadmap import CHAPTERS, STEPS, roadmap, step_of
 
-__all__ = ["CHAPTERS", "STEPS", "ch01", "ch02", "ch03", "drawing", "roadmap", "step_of"]
+__all__ = ["CHAPTERS", "STEPS", "ch01", "ch02", "ch03", "ch10", "drawing", "int4_group_packing", "roadmap", "step_of",
+           "weight_only_linear"]
