@@ -264,19 +264,30 @@ def sft_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
 
 
+def shuffled_batches(n: int, batch_size: int, seed: int = 0, what: str = "examples") -> Callable[[int], list[int]]:
+    """``indices(i)``: the positions (into ``n`` items) of micro-batch ``i`` of a seeded shuffle, a
+    deterministic function of ``i``: epoch ``e`` walks the permutation of seed ``seed + e`` in slices of
+    ``batch_size`` (the last, incomplete slice of an epoch is skipped)."""
+    if batch_size < 1 or batch_size > n:
+        raise ValueError(f"batch_size must be between 1 and the {n} {what}, got {batch_size}.")
+    per_epoch = n // batch_size
+
+    def indices(i: int) -> list[int]:
+        epoch, k = divmod(i, per_epoch)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
+        return order[k * batch_size : (k + 1) * batch_size].tolist()
+
+    return indices
+
+
 def sft_batches(pairs: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int, max_length: int,
                 seed: int = 0) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
     """``batches(i)`` for :func:`slm_course.train.train`: micro-batch ``i`` of a seeded shuffle, a
-    deterministic function of ``i`` (epoch ``e`` uses the permutation of seed ``seed + e``)."""
-    if batch_size < 1 or batch_size > len(pairs):
-        raise ValueError(f"batch_size must be between 1 and the {len(pairs)} examples, got {batch_size}.")
-    per_epoch = len(pairs) // batch_size
+    deterministic function of ``i`` (:func:`shuffled_batches`)."""
+    indices = shuffled_batches(len(pairs), batch_size, seed)
 
     def batches(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, k = divmod(i, per_epoch)
-        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + epoch))
-        chosen = order[k * batch_size : (k + 1) * batch_size].tolist()
-        return collate([pairs[j] for j in chosen], pad_id, max_length)
+        return collate([pairs[j] for j in indices(i)], pad_id, max_length)
 
     return batches
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from slm_course.finetune.dpo import DPOLog, PreferencePair, dpo_batch, dpo_loss_fn
 from slm_course.finetune.instruct import (
-    FAMILIES, Example, answer, encode_example, exact_match, format_chat, sft_batches, sft_loss,
+    FAMILIES, Example, answer, encode_example, exact_match, format_chat, sft_batches, sft_loss, shuffled_batches,
 )
 from slm_course.train.loop import History, TrainConfig, train
 
@@ -50,16 +50,12 @@ def finetune(model: nn.Module, pairs: Sequence[tuple[list[int], list[int]]], *, 
 def dpo_batches(pairs: Sequence[PreferencePair], tokenizer, batch_size: int, pad_id: int, max_length: int, *,
                 formatter: Callable[[Example], str] = format_chat, eos_id: int | None = None,
                 seed: int = 0) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
-    """``batches(i)``: :func:`dpo.dpo_batch` of ``batch_size`` pairs from a seeded shuffle (epoch ``e`` uses
-    seed ``seed + e``), a deterministic function of ``i``."""
-    if batch_size < 1 or batch_size > len(pairs):
-        raise ValueError(f"batch_size must be between 1 and the {len(pairs)} pairs, got {batch_size}.")
-    per_epoch = len(pairs) // batch_size
+    """``batches(i)``: :func:`dpo.dpo_batch` of ``batch_size`` pairs from a seeded shuffle
+    (:func:`instruct.shuffled_batches`), a deterministic function of ``i``."""
+    indices = shuffled_batches(len(pairs), batch_size, seed, what="pairs")
 
     def batches(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, k = divmod(i, per_epoch)
-        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + epoch))
-        chosen = [pairs[j] for j in order[k * batch_size : (k + 1) * batch_size].tolist()]
+        chosen = [pairs[j] for j in indices(i)]
         return dpo_batch(chosen, tokenizer, pad_id, max_length, formatter=formatter, eos_id=eos_id)
 
     return batches

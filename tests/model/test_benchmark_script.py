@@ -1,26 +1,16 @@
 """The benchmark script ``benchmarks/attention_and_model.py`` runs, at toy sizes, and checks parity."""
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
-from slm_course.paths import repo_root
+from benchmark_support import load_benchmark
 
 pytest.importorskip("transformers")
 
 
-def load_benchmark():
-    path = repo_root() / "benchmarks" / "attention_and_model.py"
-    spec = importlib.util.spec_from_file_location("attention_and_model", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_functions_at_toy_sizes():
-    bench = load_benchmark()
+    bench = load_benchmark("attention_and_model")
     cpu = torch.device("cpu")
     explicit, fused, ratio = bench.attention_ratio(cpu, repeats=1, batch=1, heads=2, tokens=8, head_dim=4)
     assert explicit > 0 and fused > 0 and ratio == pytest.approx(explicit / fused)

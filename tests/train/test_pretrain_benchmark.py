@@ -2,26 +2,17 @@
 train and score, and the throughput comparison trains the same weights on both sides."""
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 
-from slm_course.paths import repo_root
+from benchmark_support import load_benchmark
 
 pytest.importorskip("transformers")
 
 
-def load_benchmark():
-    path = repo_root() / "benchmarks" / "pretrain_vs_baseline.py"
-    spec = importlib.util.spec_from_file_location("pretrain_vs_baseline", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_baseline_is_nanogpts_cpu_recipe_and_trains():
-    bench = load_benchmark()
+    bench = load_benchmark("pretrain_vs_baseline")
     train_text, val_text = "To be, or not to be: that is the question.\n" * 40, "Whether 'tis nobler in the mind to suffer\n" * 5
     setup = bench.baseline_setup(train_text, val_text)
     make_model, tokenizer, _, make_config, tokens_per_step = setup
@@ -36,7 +27,7 @@ def test_baseline_is_nanogpts_cpu_recipe_and_trains():
 
 
 def test_throughput_compares_the_same_model():
-    bench = load_benchmark()
+    bench = load_benchmark("pretrain_vs_baseline")
     result = bench.throughput(steps=1, rounds=1)  # asserts internally that both start from the same loss
     assert result["course_tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["course_tokens_per_s"] / result["hf_tokens_per_s"])
