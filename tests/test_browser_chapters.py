@@ -124,6 +124,13 @@ def test_live_explorer_responds_to_its_controls(browser, notebook):
                 page.keyboard.press(key)
             page.wait_for_function("([img, src]) => img.src !== src && img.complete && img.naturalWidth > 0",
                                    arg=[image.element_handle(), before_src], timeout=120_000)
+            # Each key press redraws; wait until the picture has settled on the last one before the screenshot.
+            settled = image.get_attribute("src")
+            for _ in range(20):
+                page.wait_for_timeout(750)
+                if image.get_attribute("src") == settled:
+                    break
+                settled = image.get_attribute("src")
             digest = image.evaluate(DIGEST)
             assert digest not in seen, f"moving {label} did not change the picture"
             seen.add(digest)
