@@ -41,7 +41,7 @@ from slm_course.device import environment_report, set_seed
 from slm_course.model import SLM, SLMConfig
 from slm_course.train.loop import TrainConfig, clip_grad_norm, lr_at, make_optimizer, train
 from slm_course.train.metrics import bits_per_byte, token_batches
-from slm_course.train.pretrained import recipe
+from slm_course.train.pretrained import recipe, train_config
 from slm_course.widgets.attention import CharacterTokenizer
 
 CALIBRATION_STEPS = 8
@@ -60,9 +60,7 @@ def course_setup(train_text: str):
         return SLM(SLMConfig.from_name(r["preset"]))
 
     def config(steps: int) -> TrainConfig:
-        return TrainConfig(max_steps=steps, lr=r["lr"], min_lr=r["min_lr"], warmup_steps=min(r["warmup_steps"], steps // 10),
-                           weight_decay=r["weight_decay"], betas=tuple(r["betas"]), grad_clip=r["grad_clip"],
-                           seed=r["seed"], progress=False)
+        return train_config(steps, warmup_steps=min(r["warmup_steps"], steps // 10))
 
     return model, tokenizer, batches, config, r["batch_size"] * r["context_length"]
 
@@ -120,8 +118,7 @@ def throughput(steps: int, rounds: int) -> dict[str, float]:
     ours = slm_from_hf(hf)
     data = torch.randint(0, shape.vocab_size, (200_000,), generator=torch.Generator().manual_seed(0))
     batches = token_batches(data, B, T, seed=0)
-    config = TrainConfig(max_steps=steps, lr=r["lr"], min_lr=r["min_lr"], warmup_steps=0, weight_decay=r["weight_decay"],
-                         betas=tuple(r["betas"]), grad_clip=r["grad_clip"], progress=False)
+    config = train_config(steps, warmup_steps=0)
     with torch.no_grad():  # same weights: the same loss on the first batch
         x, y = batches(0)
         hf_loss = F.cross_entropy(hf(input_ids=x).logits.flatten(0, 1), y.flatten())

@@ -34,6 +34,18 @@ def recipe() -> dict[str, Any]:
             "warmup_steps": 50, "weight_decay": 0.1, "betas": [0.9, 0.95], "grad_clip": 1.0}
 
 
+def train_config(max_steps: int | None = None, *, warmup_steps: int | None = None, progress: bool = False):
+    """The recipe's ``TrainConfig`` (optimizer, schedule, clipping, seed); ``max_steps`` and ``warmup_steps``
+    default to the recipe's (a benchmark that trains for another budget passes its own)."""
+    from slm_course.train.loop import TrainConfig
+
+    r = recipe()
+    return TrainConfig(max_steps=r["max_steps"] if max_steps is None else max_steps, lr=r["lr"], min_lr=r["min_lr"],
+                       warmup_steps=r["warmup_steps"] if warmup_steps is None else warmup_steps,
+                       weight_decay=r["weight_decay"], betas=tuple(r["betas"]), grad_clip=r["grad_clip"],
+                       seed=r["seed"], progress=progress)
+
+
 def tiny_pretrained_dir() -> Path:
     """Where the model is cached: ``models/tiny-pretrained`` (``-full`` under the full profile)."""
     from slm_course.device import profile
@@ -57,7 +69,7 @@ def build_tiny_pretrained(progress: bool = False) -> Path:
     from slm_course.device import set_seed
     from slm_course.tokenizers import course_bpe
     from slm_course.train.checkpoint import model_tensors
-    from slm_course.train.loop import TrainConfig, train
+    from slm_course.train.loop import train
     from slm_course.train.metrics import bits_per_byte, token_batches
 
     target = tiny_pretrained_dir()
@@ -69,9 +81,7 @@ def build_tiny_pretrained(progress: bool = False) -> Path:
     ids = tokenizer.encode(train_text)
     set_seed(r["seed"])
     model = SLM(SLMConfig.from_name(r["preset"]))
-    config = TrainConfig(max_steps=r["max_steps"], lr=r["lr"], min_lr=r["min_lr"], warmup_steps=r["warmup_steps"],
-                         weight_decay=r["weight_decay"], betas=tuple(r["betas"]), grad_clip=r["grad_clip"],
-                         seed=r["seed"], progress=progress)
+    config = train_config(progress=progress)
     history = train(model, token_batches(ids, r["batch_size"], r["context_length"], seed=r["data_seed"]), config)
     val_bpb = bits_per_byte(model, tokenizer, val_text)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
