@@ -10,7 +10,7 @@ Prints, in one run:
 3. Logit differences against transformers: tiny random GPT-2, tiny random Llama, the real SmolLM2;
    tokenizer parity on the test strings; a few generated samples.
 
-    python benchmarks/smollm2.py [--new-tokens 64] [--repeats 3]
+    python benchmarks/smollm2.py [--new-tokens 64] [--repeats 7]
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def _timed(fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
     import transformers

@@ -108,6 +108,7 @@ def export_gguf(model: SLM, path: str | os.PathLike, kind: Format = "Q8_0", *,
     if tokenizer_from is not None:
         _copy_tokenizer(writer, tokenizer_from)
     for gname, t in gguf_tensors(model).items():
+        t = t.contiguous()  # generation may have left weights input-major (same values)
         if t.dim() == 1:
             writer.add_tensor(gname, t.numpy().astype(np.float32))
         elif kind == "F16":

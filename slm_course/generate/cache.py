@@ -46,10 +46,12 @@ class KVCache:
                 f"a cache of {max_length} positions is longer than the model's context ({config.context_length}): "
                 "the model has no position beyond it, so ask for at most context_length."
             )
-        weight = model.tok_emb.weight
-        dtype = weight.dtype if weight.dtype.is_floating_point else torch.float32
+        # The dtype and device of the model's floating-point parameters (a quantized model's norms): not
+        # tok_emb.weight, which a quantized embedding dequantizes whole on every access.
+        weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+        dtype = weight.dtype if weight is not None else torch.float32
         return cls(config.n_layers, batch_size, config.n_kv_heads, max_length, config.head_dim,
-                   dtype=dtype, device=weight.device)
+                   dtype=dtype, device=weight.device if weight is not None else "cpu")
 
     # ------------------------------------------------------------------ shape
     @property

@@ -32,7 +32,7 @@ MINMAX = "minmax"  # the scheme selector's third value: min/max grid with a floa
 def _quantize(w: torch.Tensor, bits: int, group_size: int, symmetric: bool | str):
     granularity, group = ("channel", None) if group_size == ROW else ("group", group_size)
     if symmetric == MINMAX:
-        return minmax_quantize(w, bits, granularity, group)
+        return minmax_quantize(w, bits, granularity, group, fp16_scales=True)  # stored as Int4Linear/GGUF do
     return quantize(w, bits, symmetric=bool(symmetric), granularity=granularity, group_size=group)
 
 

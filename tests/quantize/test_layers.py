@@ -129,10 +129,12 @@ def test_mean_nll_of_uniform_model():
         mean_nll(Uniform(), [1, 2, 3], context_length=16)
 
 
-def test_kernel_activation_dtype_follows_the_cpu():
-    from slm_course.deploy.hardware import bf16_native_on_cpu
-
-    assert kernel_activation_dtype() == (torch.bfloat16 if bf16_native_on_cpu() else torch.float32)
+def test_kernels_take_bfloat16_activations_on_every_cpu():
+    assert kernel_activation_dtype() == torch.bfloat16
+    int8 = Int8Linear.from_linear(nn.Linear(64, 32))
+    if int8.use_kernel:
+        assert int8.kernel_scale.dtype == torch.bfloat16
+        assert torch.equal(int8.kernel_scale, int8.scale.to(torch.bfloat16))  # converted once, at construction
     layer = Int4Linear.from_linear(nn.Linear(64, 32), 32)
     if layer.use_kernel:
         assert layer.kernel_scales.dtype == kernel_activation_dtype()
