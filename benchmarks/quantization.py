@@ -44,23 +44,12 @@ def linear_bytes(model: nn.Module) -> int:
 
 
 def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int) -> tuple[float, list[int]]:
-    """Decode tokens/s with the KV cache, the prompt's prefill left out, and the tokens.
+    """Decode tokens/s, prefill left out (``slm_course.generate.decode_speed``), and the tokens."""
+    from slm_course.generate import decode_speed as rate
 
-    ``new_tokens − 1`` tokens over the time a ``new_tokens`` generation takes beyond a one-token one (which
-    is the prefill and the first choice); each the best of 3, the runs alternating."""
-    from slm_course.generate import generate
-
-    full, first = float("inf"), float("inf")
     with torch.no_grad():
-        generate(model, prompt, 2)  # warm up
-        for _ in range(3):
-            start = time.perf_counter()
-            out = generate(model, prompt, new_tokens, temperature=0.0)
-            full = min(full, time.perf_counter() - start)
-            start = time.perf_counter()
-            generate(model, prompt, 1, temperature=0.0)
-            first = min(first, time.perf_counter() - start)
-    return (new_tokens - 1) / (full - first), out[0, prompt.shape[1]:].tolist()
+        speed, out = rate(model, prompt, new_tokens)
+    return speed, out[0].tolist()
 
 
 def llama_speed_in_child(path: Path, prompt_ids: list[int], new_tokens: int, threads: int) -> float | str:
@@ -81,7 +70,7 @@ def llama_speed_in_child(path: Path, prompt_ids: list[int], new_tokens: int, thr
 
 def llama_speed(path: Path, prompt_ids: list[int], new_tokens: int, threads: int) -> tuple[float, list[int]]:
     """llama.cpp's decode tokens/s on ``path``: tokens after the first over the time after the first arrived
-    (the prompt's prefill left out, as :func:`decode_speed` does); best of 3."""
+    (the prompt's prefill left out, as ``slm_course.generate.decode_speed`` does); best of 3."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(path), n_threads=threads, n_ctx=512, verbose=False, seed=0)

@@ -253,3 +253,15 @@ def test_min_p_equals_transformers_and_one_step_attention_equals_the_model_path(
     assert perplexity_from_losses([1.0, 3.0]) == pytest.approx(math.exp(2.0))
     with pytest.raises(ValueError):
         perplexity_from_losses([])
+
+
+def test_decode_speed_leaves_the_prefill_out_and_returns_the_greedy_tokens():
+    from slm_course.generate import decode_speed
+
+    torch.manual_seed(0)
+    model = SLM(SLMConfig(vocab_size=64, context_length=32, d_model=32, n_layers=1, n_heads=2, d_ff=64)).eval()
+    prompt = torch.tensor([[5, 6, 7]])
+    rate, ids = decode_speed(model, prompt, 5, repeats=2)
+    assert rate > 0 and torch.equal(ids, generate(model, prompt, 5)[:, 3:])
+    with pytest.raises(ValueError, match="2 or more"):
+        decode_speed(model, prompt, 1)

@@ -129,3 +129,27 @@ def generate_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, max_new_t
         if s in text:
             text = text[: text.index(s)]
     return text
+
+
+def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, repeats: int = 3) -> tuple[float, torch.Tensor]:
+    """Greedy decode tokens/s with the KV cache, the prompt's prefill left out, and the generated ids.
+
+    The rate is ``new_tokens − 1`` tokens over the time a ``new_tokens`` generation takes beyond a one-token
+    one (which is the prefill and the first choice), each the fastest of ``repeats`` runs (alternating, after
+    a warm-up). A prompt's prefill is one batched pass whose cost depends on the prompt, not the step, so it
+    is timed apart; chapters 6 and 10 and their benchmarks report decoding this way.
+    """
+    import time
+
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 2:
+        raise ValueError(f"decode_speed times the steps after the first: new_tokens must be 2 or more, got {new_tokens!r}.")
+    full = first = float("inf")
+    generate(model, prompt, 2)  # warm up (and store the weights input-major)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = generate(model, prompt, new_tokens)
+        full = min(full, time.perf_counter() - start)
+        start = time.perf_counter()
+        generate(model, prompt, 1)
+        first = min(first, time.perf_counter() - start)
+    return (new_tokens - 1) / max(full - first, 1e-9), out[:, prompt.shape[1]:]
