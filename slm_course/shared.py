@@ -25,6 +25,8 @@ def _tiny_pretrained() -> Path:
 BUILDS: dict[str, Callable[[], Path]] = {
     "course-bpe": _course_bpe,
     "tiny-pretrained": _tiny_pretrained,
+    "instruct-finetunes": lambda: __import__("slm_course.finetune.shared_finetunes",
+                                             fromlist=["build_instruct_finetunes"]).build_instruct_finetunes(),
     "smollm2": lambda: __import__("slm_course.weights.smollm2", fromlist=["build_smollm2"]).build_smollm2(),
 }
 
