@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
+from typing import Callable
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -61,3 +64,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def publish_folder(target: str | os.PathLike, fill: Callable[[Path], None], is_complete: Callable[[Path], bool]) -> Path:
+    """Build the folder ``target`` atomically: ``fill(staging)`` writes everything into a fresh staging folder
+    beside it, which is then renamed into place (an older ``target``, e.g. from another recipe, is removed first).
+
+    If another process renamed a complete copy into place first (``is_complete(target)``), that one is kept.
+    An interrupted ``fill`` leaves no staging folder and no half-written ``target``. Returns the path.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    staging.mkdir()
+    try:
+        fill(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished first: keep theirs
+            if not is_complete(target):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -17,13 +17,10 @@ decides them (a cache built from another recipe, or another tiny model, is rebui
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
-from slm_course.paths import atomic_write_text, models_dir
+from slm_course.paths import atomic_write_text, models_dir, publish_folder
 
 FORMAT = "slm-course-instruct-finetunes-1"
 NAMES = ("sft", "a", "b")
@@ -90,24 +87,13 @@ def build_instruct_finetunes(progress: bool = False) -> Path:
         history = sft.finetune(models[name], chosen, steps=spec["steps"], pad_id=eos_id, batch_size=r["batch_size"],
                                lr=spec["lr"], seed=r["seed"], progress=progress)
         losses[name] = history.train_loss
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    staging.mkdir()
-    try:
+
+    def fill(staging: Path) -> None:
         for name, model in models.items():
             save_model(model, staging / name)
         atomic_write_text(staging / "meta.json", json.dumps({"recipe": r, "train_loss": losses}, indent=1))
-        if target.exists():  # a copy from an older recipe
-            shutil.rmtree(target)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished first: keep theirs
-            if _cached(target) is None:
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
+    return publish_folder(target, fill, lambda folder: _cached(folder) is not None)
 
 def instruct_finetunes() -> dict[str, Any]:
     """``{"sft": model, "a": model, "b": model}`` (``SLM``, eval mode), built and cached on first use."""

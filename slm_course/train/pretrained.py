@@ -10,16 +10,13 @@ into ``tiny-pretrained-full/``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from slm_course.model import SLM, SLMConfig
-from slm_course.paths import atomic_write_text, models_dir
+from slm_course.paths import atomic_write_text, models_dir, publish_folder
 
 FORMAT = "slm-course-tiny-pretrained-1"
 
@@ -84,9 +81,7 @@ def build_tiny_pretrained(progress: bool = False) -> Path:
     config = train_config(progress=progress)
     history = train(model, token_batches(ids, r["batch_size"], r["context_length"], seed=r["data_seed"]), config)
     val_bpb = bits_per_byte(model, tokenizer, val_text)
-    staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    staging.mkdir(parents=True)
-    try:
+    def fill(staging: Path) -> None:
         tensors, aliases = model_tensors(model)
         save_file(tensors, str(staging / "model.safetensors"))
         atomic_write_text(staging / "config.json", json.dumps(model.config.to_dict(), indent=1))
@@ -94,16 +89,8 @@ def build_tiny_pretrained(progress: bool = False) -> Path:
             "recipe": r, "aliases": aliases, "val_bits_per_byte": val_bpb,
             "final_train_loss": sum(history.train_loss[-20:]) / len(history.train_loss[-20:]),
             "history": history.to_dict()}, indent=1))
-        if target.exists():  # a copy from an older recipe
-            shutil.rmtree(target)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished first: keep theirs
-            if _cached(target) is None:
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    return publish_folder(target, fill, lambda folder: _cached(folder) is not None)
 
 
 def tiny_pretrained_info() -> dict[str, Any]:
