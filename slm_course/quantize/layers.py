@@ -55,6 +55,19 @@ def int4_kernel_available() -> bool:
     return hasattr(torch, "_weight_int4pack_mm_for_cpu") and hasattr(torch, "_convert_weight_to_int4pack_for_cpu")
 
 
+def _kernel_takes(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``layer``'s weight-only kernel serves ``x``: the kernel is on, ``x`` is float32 on the CPU and
+    at most ``KERNEL_MAX_ROWS`` rows (longer inputs dequantize, so their activations stay float32)."""
+    return (layer.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.numel() <= KERNEL_MAX_ROWS * layer.in_features)
+
+
+def _kernel_output(y: torch.Tensor, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """A kernel's ``(rows, out)`` result back to float32, ``x``'s leading shape, plus the layer's bias."""
+    y = y.float().reshape(*x.shape[:-1], layer.out_features)
+    return y if layer.bias is None else y + layer.bias
+
+
 class Int8Linear(nn.Module):
     """``y = x Wᵀ + b`` with ``W ≈ q · scale``: ``q`` int8 ``(out, in)``, ``scale`` float32 ``(out,)``.
 
@@ -91,11 +104,10 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""
-        if self.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() <= KERNEL_MAX_ROWS * self.in_features:
+        if _kernel_takes(self, x):
             scale = self.kernel_scale
-            y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(scale.dtype), self.q, scale)
-            y = y.float().reshape(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
+            return _kernel_output(torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(scale.dtype), self.q, scale),
+                                  x, self)
         return F.linear(x, self.dequantized_weight().to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
@@ -161,11 +173,10 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""
-        if self.use_kernel and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() <= KERNEL_MAX_ROWS * self.in_features:
+        if _kernel_takes(self, x):
             x2 = x.reshape(-1, self.in_features).to(self.kernel_scales.dtype)
-            y = torch._weight_int4pack_mm_for_cpu(x2, self.kernel_weight, self.group_size, self.kernel_scales)
-            y = y.float().reshape(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
+            return _kernel_output(torch._weight_int4pack_mm_for_cpu(x2, self.kernel_weight, self.group_size,
+                                                                    self.kernel_scales), x, self)
         return F.linear(x, self.dequantized_weight().to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:

@@ -210,3 +210,83 @@ def test_ablation_rows_on_a_tiny_model(monkeypatch):
     assert all(r["frozen_seconds"] > 0 for r in rows if r["setting"] not in ("all layers", "random init, all layers"))
     assert rows[3]["frozen_seconds"] == rows[5]["frozen_seconds"] == 0.0
     assert rows[0]["trainable"] < rows[1]["trainable"] < rows[3]["trainable"] == rows[5]["trainable"]
+
+
+class _Untouchable:
+    """A stand-in for the test split: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"cross-validation read the test split ({name})")
+
+    def __getitem__(self, key):
+        raise AssertionError(f"cross-validation read the test split ([{key!r}])")
+
+    def __len__(self):
+        raise AssertionError("cross-validation read the test split (len)")
+
+
+def test_stratified_folds_are_disjoint_balanced_and_seeded():
+    labels = [0] * 13 + [1] * 7
+    folds = C.stratified_folds(labels, k=4, seed=0)
+    assert sorted(i for fold in folds for i in fold) == list(range(20))
+    assert all(abs(sum(labels[i] for i in fold) - 7 / 4) <= 1 for fold in folds)
+    assert folds == C.stratified_folds(labels, k=4, seed=0) != C.stratified_folds(labels, k=4, seed=1)
+    with pytest.raises(ValueError, match="k must be"):
+        C.stratified_folds(labels, k=1)
+
+
+def test_cross_validate_uses_train_and_validation_only_and_picks_the_best(monkeypatch):
+    import datasets
+    data = C.split(toy_dataset(24, 24), seed=0)
+    splits = {"train": C.tokenize(data["train"], encode, 24), "validation": C.tokenize(data["validation"], encode, 24),
+              "test": _Untouchable()}
+    model = tiny_classifier()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []  # (blocks, max_length, training rows, held-out rows) of every run
+    real_train = C.train_classifier
+
+    def spy(model, splits, **kwargs):
+        cache = kwargs["cache"]
+        seen.append((kwargs["blocks"], kwargs["max_length"], cache["train"], cache["validation"]))
+        assert "test" not in cache
+        return real_train(model, splits, **kwargs)
+
+    monkeypatch.setattr(C, "train_classifier", spy)
+    grid = [(24, 1), (12, 1), (12, 2)]
+    result = C.cross_validate(model, splits, pad_id=0, grid=grid, k=3, max_steps=4, batch_size=8, lr=3e-3)
+    n = len(splits["train"]) + len(splits["validation"])
+    folds = result["folds"]
+    assert result["n"] == n and len(folds) == 3 and len(seen) == 3 * len(grid)
+    assert sorted(i for fold in folds for i in fold) == list(range(n))  # disjoint, and they cover train + val
+    for blocks, length, (x_train, m_train, _), (x_held, m_held, y_held) in seen:
+        assert len(x_train) + len(x_held) == n and x_held.shape[1] == m_held.shape[1] == length
+        assert int(m_train.sum(1).max()) <= length  # the head's last real token lies within the cut
+    assert [(r["max_length"], r["blocks"]) for r in result["rows"]] == grid
+    best = max(result["rows"], key=lambda r: (r["accuracy"], -r["loss"]))
+    assert result["chosen"] is best
+    assert all(r["accuracy"] == sum(r["fold_accuracy"]) / 3 and len(r["fold_loss"]) == 3 for r in result["rows"])
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in before.items())  # the weights given come back restored
+
+    # a shorter length cut from the 24-token activations = a run tokenized at 12 tokens from the start
+    pool = datasets.concatenate_datasets([data["train"], data["validation"]])
+    held = folds[0]
+    fold = {"train": C.tokenize(pool.select([i for i in range(n) if i not in held]), encode, 12),
+            "validation": C.tokenize(pool.select(held), encode, 12)}
+    direct = real_train(tiny_classifier(), fold, pad_id=0, max_length=12, blocks=1, max_steps=4, batch_size=8,
+                        lr=3e-3, eval_every=0)
+    row = result["rows"][1]
+    assert direct["test"] is None
+    assert abs(direct["validation"]["loss"] - row["fold_loss"][0]) < 1e-4
+    assert direct["validation"]["accuracy"] == row["fold_accuracy"][0]
+
+
+def test_cv_benchmark_reads_its_grid_and_refuses_a_bad_one():
+    from benchmark_support import load_benchmark
+
+    cv = load_benchmark("classify_cv")
+    assert cv.parse_grid("32x1,64x2") == [(32, 1), (64, 2)]
+    assert cv.parse_grid(",".join(f"{t}x{b}" for t, b in C.CV_GRID)) == list(C.CV_GRID)
+    for bad in ("32-1", "32x", "x2,64x1"):
+        with pytest.raises(SystemExit, match="max_length x blocks pairs"):
+            cv.parse_grid(bad)
