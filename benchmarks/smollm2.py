@@ -6,7 +6,8 @@ Prints, in one run:
    ``transformers.AutoModelForCausalLM.from_pretrained(..., gguf_file=...)``.
 2. Greedy decode tokens/s: ``SLM`` with its KV cache (``slm_course.generate.generate``) against
    ``transformers``' ``generate`` (ratio; target ≥ 1.0), and against the memory-bandwidth bound for
-   float32 weights (read bandwidth measured here; each new token reads every weight once; target ≥ 50 %).
+   float32 weights (read bandwidth measured here; each new token reads every weight once; target ≥ 50 %),
+   and against the rate of PyTorch's own float32 matrix-vector products over the same weights, no other work.
 3. Logit differences against transformers: tiny random GPT-2, tiny random Llama, the real SmolLM2;
    tokenizer parity on the test strings; a few generated samples.
 
@@ -53,6 +54,22 @@ def read_bandwidth(megabytes: int = 1024, repeats: int = 5) -> float:
     x.sum()
     best = min(_timed(lambda: x.sum()) for _ in range(repeats))
     return x.numel() * 4 / best / 1e9
+
+
+def matvec_ceiling(model: torch.nn.Module, repeats: int = 5) -> float:
+    """Tokens/s if a token cost nothing but its matrix-vector products: every ``nn.Linear`` of ``model``
+    (as ``generate`` stores them, input-major) applied to one row, with no other work; best of ``repeats``.
+    It is the most any float32 PyTorch decoder of this model could reach on this machine."""
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    rows = {m: torch.randn(1, m.in_features) for m in linears}
+
+    def one_token() -> None:
+        for m in linears:
+            m(rows[m])
+
+    with torch.no_grad():
+        one_token()
+        return 1 / min(_timed(one_token) for _ in range(repeats))
 
 
 def _timed(fn) -> float:
@@ -120,6 +137,9 @@ def main() -> None:
     print(f"   ratio slm_course / transformers: {rate_ours / rate_theirs:.2f} (target >= 1.0); same tokens: {same}")
     print(f"   read bandwidth {bandwidth:.1f} GB/s; fp32 weights {weight_bytes / 1e6:.0f} MB -> bound {bound:.1f} tokens/s;"
           f" slm_course reaches {100 * rate_ours / bound:.0f} % of it (target >= 50 %)")
+    ceiling = matvec_ceiling(model)
+    print(f"   PyTorch's own float32 matrix-vector products alone, every linear layer once per token: {ceiling:.1f} tokens/s"
+          f" ({ceiling * weight_bytes / 1e9:.1f} GB/s);\n   slm_course reaches {100 * rate_ours / ceiling:.0f} % of that")
 
     print("\n3. Parity with transformers")
     sys.path.insert(0, str(ROOT / "tests" / "weights"))
