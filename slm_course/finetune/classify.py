@@ -353,7 +353,8 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
     from slm_course.train import TrainConfig, train
 
     started = time.perf_counter()
-    if cache is None or blocks == "all":
+    reuse = cache is not None and blocks != "all"  # the top blocks train on activations already computed
+    if not reuse:
         if splits is None:
             raise ValueError("train_classifier needs tokenized splits, or a cache of activations with an int blocks.")
         data = {name: as_tensors(part, pad_id, max_length) for name, part in splits.items()}
@@ -370,12 +371,10 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if blocks == "all":
         adapted = model
-    elif cache is not None:
-        adapted, data = TopBlocks(model, n_layers - blocks), cache
     else:
         adapted = TopBlocks(model, n_layers - blocks)
-        data = {name: (cached_hidden(model, ids, n_layers - blocks, attention_mask=mask), mask, labels)
-                for name, (ids, mask, labels) in data.items()}
+        data = cache if reuse else {name: (cached_hidden(model, ids, n_layers - blocks, attention_mask=mask), mask, labels)
+                                    for name, (ids, mask, labels) in data.items()}
     inputs, mask, labels = data["train"]
     n, per_epoch = len(labels), max(1, len(labels) // batch_size)
 

@@ -19,7 +19,7 @@ def test_benchmark_functions_at_toy_sizes():
     assert result["slm_tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
 
 
-def test_smollm2_benchmark_matvec_ceiling_runs_every_linear_once_per_token(monkeypatch):
+def test_smollm2_benchmark_matvec_ceiling_runs_every_linear_once_per_token():
     bench = load_benchmark("smollm2")
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     calls = []
