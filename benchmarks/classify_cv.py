@@ -6,11 +6,11 @@ final norm and a new head on k - 1 folds at the fast profile's step budget (112 
 scores the fold left out. The frozen blocks run once, at the longest length; shorter lengths cut those
 activations (exact under causal attention). Prints mean CV accuracy and loss per setting, the training
 seconds per fold, and the chosen setting (highest mean accuracy, ties to the lower mean loss). The test split
-is not passed in. About half an hour on one CPU thread for the default grid and k = 5.
+is not passed in. About 17 minutes on one CPU thread for the default grid and k = 5.
 
-The default grid leaves out 48 and 64 tokens with the top 4 blocks: a training step costs about blocks x
-tokens, so they cost 1.5x and 2x the 4-block, 32-token setting, which already takes most of the chapter's
-150 s budget (``--grid 48x4,64x4`` runs them anyway).
+The default grid leaves out 48 and 64 tokens with the top 4 blocks: their steps cost 1.5x and 2x those of the
+4-block, 32-token setting, which took most of the chapter's 150 s budget when the grid was fixed
+(``--grid 48x4,64x4`` runs them anyway).
 
     python benchmarks/classify_cv.py [--k 5] [--grid 32x1,32x2,...] [--max-steps 112]
 """

@@ -90,6 +90,7 @@ def scaled_dot_product(
     dropout_p: float = 0.0,
     training: bool = False,
     return_weights: bool = False,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q Kᵀ / √d) V over the last two dimensions.
 
@@ -97,7 +98,26 @@ def scaled_dot_product(
     and with ``return_weights`` also the weights ``(B, H, T_q, T_k)`` (explicit path). Dropout on
     the weights applies only when ``training``. With ``causal`` and ``T_q < T_k`` (decoding with a
     cache) the queries are the last ``T_q`` positions; ``causal`` with ``T_q > T_k`` is a ValueError.
+    ``allowed`` (boolean, broadcastable to ``(B, H, T_q, T_k)``, ``True`` = may attend) replaces the
+    causal mask when the queries are not the last positions (one chosen position per row); give it
+    with ``causal=False``. Keys and values may have fewer heads than the queries (grouped-query attention,
+    ``H`` a multiple of theirs) on the fused path: each K/V head then serves its group of query heads,
+    as if repeated in place (``slm_course.model.layers.repeat_kv``).
     """
+    grouped = queries.dim() > 2 and keys.dim() > 2 and keys.shape[-3] != queries.shape[-3]  # (T, d) inputs: no heads
+    if grouped and (return_weights or queries.shape[-3] % keys.shape[-3]):
+        raise ValueError(f"{queries.shape[-3]} query heads and {keys.shape[-3]} key/value heads: the explicit path "
+                         "needs as many K/V heads as queries (repeat_kv), the fused one a whole multiple.")
+    if allowed is not None:
+        if causal or allowed.dtype != torch.bool:
+            raise ValueError("allowed must be a boolean mask (True = may attend), given with causal=False.")
+        if not return_weights:
+            return F.scaled_dot_product_attention(queries, keys, values, attn_mask=allowed,
+                                                  dropout_p=dropout_p if training else 0.0, enable_gqa=grouped)
+        weights = masked_softmax(attention_scores(queries, keys), ~allowed)
+        if training and dropout_p > 0:
+            weights = F.dropout(weights, p=dropout_p)
+        return weights @ values, weights
     t_q, t_k = queries.shape[-2], keys.shape[-2]
     if causal and t_q > t_k:
         raise ValueError(
@@ -108,7 +128,7 @@ def scaled_dot_product(
         return F.scaled_dot_product_attention(
             queries, keys, values, is_causal=causal and 1 < t_q == t_k,
             attn_mask=None if not causal or t_q in (1, t_k) else _offset_mask(queries, keys),
-            dropout_p=dropout_p if training else 0.0,
+            dropout_p=dropout_p if training else 0.0, enable_gqa=grouped,
         )
     scores = attention_scores(queries, keys)  # (B, H, T_q, T_k)
     weights = masked_softmax(scores, ~_offset_mask(queries, keys) if causal else None)

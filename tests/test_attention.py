@@ -104,6 +104,39 @@ def test_queries_shorter_than_keys_are_the_last_positions():
     assert_close(last_two_explicit, full[:, :, -2:])
 
 
+def test_two_dimensional_inputs_and_grouped_heads_on_the_fused_path():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(5, 4) for _ in range(3))  # one sequence, no batch or head dimension
+    assert_close(scaled_dot_product(q, k, v, causal=True), scaled_dot_product(q, k, v, causal=True, return_weights=True)[0])
+    # 6 query heads sharing 2 K/V heads: the same as repeating each K/V head in place for its 3 queries
+    q, k, v = torch.randn(2, 6, 5, 4), torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
+    repeated = scaled_dot_product(q, k.repeat_interleave(3, dim=1), v.repeat_interleave(3, dim=1), causal=True)
+    assert torch.equal(scaled_dot_product(q, k, v, causal=True), repeated)
+    with pytest.raises(ValueError, match="explicit path"):
+        scaled_dot_product(q, k, v, causal=True, return_weights=True)
+    with pytest.raises(ValueError, match="whole multiple"):
+        scaled_dot_product(q, k[:, :1].expand(2, 4, 5, 4), v[:, :1].expand(2, 4, 5, 4), causal=True)
+
+
+@pytest.mark.parametrize("return_weights", [False, True])
+def test_an_allowed_mask_gives_one_chosen_position_per_row(return_weights):
+    # Row b's single query sits at position index[b]: it must equal that row of full causal attention.
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 6, 4) for _ in range(3))
+    full = scaled_dot_product(q, k, v, causal=True)
+    index = torch.tensor([5, 0, 3])
+    rows = torch.arange(3)
+    allowed = (torch.arange(6) <= index[:, None])[:, None, None]  # (B, 1, 1, T)
+    out = scaled_dot_product(q[rows, :, index].unsqueeze(2), k, v, causal=False, allowed=allowed,
+                             return_weights=return_weights)
+    out = out[0] if return_weights else out
+    assert_close(out[:, :, 0], full[rows, :, index])
+    with pytest.raises(ValueError, match="causal=False"):
+        scaled_dot_product(q, k, v, causal=True, allowed=allowed)
+    with pytest.raises(ValueError, match="boolean"):
+        scaled_dot_product(q, k, v, causal=False, allowed=allowed.float())
+
+
 @pytest.mark.parametrize("return_weights", [False, True])
 def test_more_causal_queries_than_keys_is_a_clear_error(return_weights):
     q, k = torch.randn(1, 2, 6, 4), torch.randn(1, 2, 4, 4)

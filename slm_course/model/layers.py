@@ -51,6 +51,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))  # (d,) scale, starts at 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:
+            # PyTorch's one fused kernel: bit for bit the formula below in float32, forward and backward
+            # (tests/model/test_model_layers.py), with one call instead of seven (it matters when decoding).
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)
@@ -89,9 +93,11 @@ class SwiGLU(nn.Module):
         self.gate = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
         self.up = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
         self.down = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
+        self.fused_gate_up: nn.Module | None = None  # chapter 10: gate and up in one quantized kernel call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))  # (B, T, d_ff) inside
+        gate, up = (self.gate(x), self.up(x)) if self.fused_gate_up is None else self.fused_gate_up(x)
+        return self.down(F.silu(gate) * up)  # (B, T, d_ff) inside
 
 
 # --------------------------------------------------------------------------- rotary positions
@@ -155,6 +161,9 @@ class CausalSelfAttention(nn.Module):
         self.k_proj = nn.Linear(config.d_model, kv_width, bias=config.qkv_bias)
         self.v_proj = nn.Linear(config.d_model, kv_width, bias=config.qkv_bias)
         self.out_proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        # Chapter 10 may set this to one quantized kernel call computing q, k and v together
+        # (slm_course.quantize.fuse_kernel_calls): the same numbers as the three layers, fewer calls.
+        self.fused_qkv: nn.Module | None = None
 
     def forward(
         self,
@@ -163,6 +172,7 @@ class CausalSelfAttention(nn.Module):
         return_attention: bool = False,
         cache: KVCache | None = None,
         layer_index: int = 0,
+        query_index: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, T, d_model)``; ``rope`` the ``(T, head_dim)`` cos/sin rows, or None.
 
@@ -171,18 +181,38 @@ class CausalSelfAttention(nn.Module):
         With a KV ``cache`` (chapter 5), ``x`` holds the tokens after the ``cache.length`` already
         stored: their K/V (``n_kv_heads`` of them, after RoPE) are written into layer ``layer_index``
         of the cache and the queries attend to every stored position, so the weights are ``(B, nh, T, T_past + T)``.
+        ``query_index`` ``(B,)`` (chapter 7): the output is wanted at one position per row only, so only
+        that position gets a query (it attends to itself and the positions before it); the result is
+        ``(B, 1, d_model)``, equal to that row of the full output. Keys and values still use every position.
         """
-        q = split_heads(self.q_proj(x), self.n_heads)  # (B, nh, T, hd)
-        k = split_heads(self.k_proj(x), self.n_kv_heads)  # (B, nkv, T, hd)
-        v = split_heads(self.v_proj(x), self.n_kv_heads)  # (B, nkv, T, hd)
+        if query_index is not None and cache is not None:
+            raise ValueError("query_index picks positions of a whole sequence; it does not combine with a KV cache.")
+        rows = torch.arange(x.shape[0], device=x.device)
+        x_q = x if query_index is None else x[rows, query_index].unsqueeze(1)  # (B, 1, d_model) at the chosen positions
+        if self.fused_qkv is not None and query_index is None:
+            q, k, v = self.fused_qkv(x)
+        else:
+            q, k, v = self.q_proj(x_q), self.k_proj(x), self.v_proj(x)
+        q = split_heads(q, self.n_heads)  # (B, nh, T, hd)
+        k = split_heads(k, self.n_kv_heads)  # (B, nkv, T, hd)
+        v = split_heads(v, self.n_kv_heads)  # (B, nkv, T, hd)
         if rope is not None:
             cos, sin = rope
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            q_cos, q_sin = (cos, sin) if query_index is None else (cos[query_index, None, None], sin[query_index, None, None])
+            q, k = apply_rope(q, q_cos, q_sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer_index, k, v)  # (B, nkv, T_past + T, hd): stored before the heads are repeated
-        k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)  # (B, nh, T, hd): K/V heads shared in groups
+        if return_attention or torch.is_grad_enabled():
+            k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)  # (B, nh, T, hd): K/V heads shared in groups
+        # Without gradients the fused kernel shares each K/V head across its group itself (scaled_dot_product):
+        # the same numbers, bit for bit, without copying K/V at every decode step. With gradients, PyTorch's
+        # shared-head backward sums in another order, so training keeps the copies.
+        allowed = None  # with query_index: key j is visible to row b's query when j <= query_index[b]
+        if query_index is not None:
+            allowed = (torch.arange(x.shape[1], device=x.device) <= query_index[:, None])[:, None, None]  # (B, 1, 1, T)
         result = scaled_dot_product(
-            q, k, v, causal=True, dropout_p=self.dropout, training=self.training, return_weights=return_attention
+            q, k, v, causal=query_index is None, dropout_p=self.dropout, training=self.training,
+            return_weights=return_attention, allowed=allowed,
         )
         out, weights = result if return_attention else (result, None)
         out = merge_heads(out)  # (B, T, d_model)
@@ -213,13 +243,18 @@ class Block(nn.Module):
         return_attention: bool = False,
         cache: KVCache | None = None,
         layer_index: int = 0,
+        query_index: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, T, d_model)`` → same shape (and the ``(B, nh, T, T)`` weights if asked).
 
-        ``cache``/``layer_index``: see :meth:`CausalSelfAttention.forward`.
+        ``cache``/``layer_index``/``query_index``: see :meth:`CausalSelfAttention.forward`; with
+        ``query_index`` ``(B,)`` the block computes only those positions' outputs, ``(B, 1, d_model)``
+        (a classifier's top block, which is read at one token: the feed-forward then runs on one row).
         """
-        attended = self.attn(self.norm1(x), rope, return_attention, cache, layer_index)
+        attended = self.attn(self.norm1(x), rope, return_attention, cache, layer_index, query_index)
         attended, weights = attended if return_attention else (attended, None)
+        if query_index is not None:
+            x = x[torch.arange(x.shape[0], device=x.device), query_index].unsqueeze(1)  # (B, 1, d_model)
         x = x + attended
         x = x + F.dropout(self.mlp(self.norm2(x)), p=self.dropout, training=self.training)
         return (x, weights) if return_attention else x

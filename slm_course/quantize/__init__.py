@@ -30,9 +30,11 @@ from slm_course.quantize.gguf_blocks import (
     round_half_away,
 )
 from slm_course.quantize.layers import (
+    FusedKernelCall,
     Int4Linear,
     Int8Linear,
     QuantizedEmbedding,
+    fuse_kernel_calls,
     int4_kernel_available,
     int8_kernel_available,
     memory_bytes_in_use,
@@ -53,7 +55,7 @@ __all__ = [
     "Quantized", "absmax_quantize", "zeropoint_quantize", "minmax_quantize", "quantize", "dequantize", "blocks", "pack_int4",
     "unpack_int4", "reconstruction_error", "BLOCK", "BYTES_PER_BLOCK", "quantize_q8_0", "quantize_q4_0",
     "quantize_q4_1", "quantize_block", "q8_0_block", "round_half_away", "Int8Linear", "Int4Linear",
-    "QuantizedEmbedding", "quantize_model", "weight_bytes", "memory_bytes_in_use", "int8_kernel_available",
+    "FusedKernelCall", "fuse_kernel_calls", "QuantizedEmbedding", "quantize_model", "weight_bytes", "memory_bytes_in_use", "int8_kernel_available",
     "int4_kernel_available", "mean_nll", "perplexity", "fake_quantize", "straight_through", "FakeQuantLinear",
     "FakeQuantEmbedding", "prepare_qat", "convert_qat",
 ]

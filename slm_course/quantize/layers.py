@@ -176,12 +176,92 @@ class Int4Linear(nn.Module):
         if _kernel_takes(self, x):
             x2 = x.reshape(-1, self.in_features).to(self.kernel_scales.dtype)
             return _kernel_output(torch._weight_int4pack_mm_for_cpu(x2, self.kernel_weight, self.group_size,
-                                                                    self.kernel_scales), x, self)
+                                                                    self.kernel_scales.contiguous()), x, self)
         return F.linear(x, self.dequantized_weight().to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"group_size={self.group_size}, kernel={self.use_kernel}")
+
+
+class FusedKernelCall(nn.Module):
+    """Quantized layers that read the same input, multiplied in one kernel call (``q/k/v``, ``gate/up``).
+
+    The query, key and value projections of an attention layer all read the same normalised input, and so do
+    a SwiGLU's gate and up layers. Stacking their integer rows gives one ``(sum of out, in)`` matrix, and one
+    kernel call then does the work of three (or two). For one decoded token each call's fixed cost, converting
+    the input and starting the threads, is a large share of a small layer's time; this saves a third of the
+    kernel calls. The layers' own integers become views of the stacked matrix, so nothing is stored twice, and
+    each layer still works alone. Every output is bit for bit the layer's own (each output row's sum is
+    computed the same way; tested). ``forward(x)`` returns one output per layer, in order. Built by
+    :func:`fuse_kernel_calls`; the model's attention and feed-forward call it when it is there.
+    """
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        kinds = {type(layer) for layer in layers}
+        if len(layers) < 2 or len(kinds) != 1 or not kinds <= {Int8Linear, Int4Linear} \
+                or len({layer.in_features for layer in layers}) != 1 or not all(layer.use_kernel for layer in layers) \
+                or len({getattr(layer, "group_size", None) for layer in layers}) != 1:
+            raise ValueError("FusedKernelCall stacks two or more Int8Linear (or Int4Linear, one group size) layers "
+                             "that use the kernel and read the same number of inputs.")
+        self.layers = list(layers)  # a plain list: each layer stays registered where it is
+        self.widths = [layer.out_features for layer in layers]
+        self.in_features = layers[0].in_features
+        self.group_size = getattr(layers[0], "group_size", None)
+        if isinstance(layers[0], Int8Linear):
+            stacked, scales = torch.cat([layer.q for layer in layers]), torch.cat([layer.kernel_scale for layer in layers])
+            for layer, part, scale in zip(layers, stacked.split(self.widths), scales.split(self.widths)):
+                layer.q, layer.kernel_scale = part, scale  # views of the stacked rows: stored once
+            self.register_buffer("q", stacked, persistent=False)
+            self.register_buffer("kernel_scale", scales, persistent=False)
+        else:  # the int4 kernel's packing keeps output rows apart, so stacking packed rows = packing stacked rows
+            stacked = torch.cat([layer.kernel_weight for layer in layers])
+            for layer, part in zip(layers, stacked.split(self.widths)):
+                layer.kernel_weight = part
+            self.register_buffer("kernel_weight", stacked, persistent=False)
+            scales = torch.cat([layer.kernel_scales for layer in layers], dim=1)  # (groups, sum of out, 2)
+            for layer, part in zip(layers, scales.split(self.widths, dim=1)):
+                layer.kernel_scales = part  # a strided view: a layer called alone makes it contiguous first
+            self.register_buffer("kernel_scales", scales, persistent=False)
+
+    @property
+    def use_kernel(self) -> bool:
+        """The stacked call runs only while every layer would use its kernel (turn one off: all go alone)."""
+        return all(layer.use_kernel for layer in self.layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not _kernel_takes(self, x):
+            return tuple(layer(x) for layer in self.layers)
+        if hasattr(self, "q"):
+            y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(self.kernel_scale.dtype), self.q,
+                                          self.kernel_scale)
+        else:
+            y = torch._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features).to(self.kernel_scales.dtype),
+                                                  self.kernel_weight, self.group_size, self.kernel_scales)
+        y = y.float().reshape(*x.shape[:-1], -1)
+        return tuple(part if layer.bias is None else part + layer.bias
+                     for part, layer in zip(y.split(self.widths, dim=-1), self.layers))
+
+    def extra_repr(self) -> str:
+        return f"{type(self.layers[0]).__name__} x {len(self.layers)}, in_features={self.in_features}, out={self.widths}"
+
+
+def fuse_kernel_calls(model: nn.Module) -> int:
+    """Give each attention layer whose ``q_proj``/``k_proj``/``v_proj`` are kernel-backed quantized layers a
+    :class:`FusedKernelCall` (``attn.fused_qkv``), and each SwiGLU likewise for ``gate``/``up``
+    (``mlp.fused_gate_up``). Returns how many were made. :func:`quantize_model` calls it (``fuse=True``)."""
+    made = 0
+    for module in list(model.modules()):
+        for attribute, names in (("fused_qkv", ("q_proj", "k_proj", "v_proj")), ("fused_gate_up", ("gate", "up"))):
+            if attribute not in module.__dict__ and attribute not in module._modules:
+                continue  # not an attention layer / SwiGLU (they declare the attribute)
+            layers = [getattr(module, name, None) for name in names]
+            if all(isinstance(layer, (Int8Linear, Int4Linear)) and layer.use_kernel for layer in layers) \
+                    and len({type(layer) for layer in layers}) == 1:
+                setattr(module, attribute, FusedKernelCall(layers))
+                made += 1
+    return made
 
 
 class QuantizedEmbedding(nn.Module):
@@ -204,13 +284,14 @@ class QuantizedEmbedding(nn.Module):
 
 
 def quantize_model(model: nn.Module, bits: int = 8, *, group_size: int = 32, targets: Iterable[str] | None = None,
-                   skip: Iterable[str] = (), use_kernel: bool | None = None) -> list[str]:
+                   skip: Iterable[str] = (), use_kernel: bool | None = None, fuse: bool = True) -> list[str]:
     """Replace the selected ``nn.Linear`` layers of ``model`` in place by ``Int8Linear`` (``bits=8``) or
     ``Int4Linear`` (``bits=4``, group-wise). Returns the names replaced.
 
     When the output layer is tied to the token embedding (``model.lm_head.weight is model.tok_emb.weight``)
     and is selected, the embedding becomes a :class:`QuantizedEmbedding` reading the same integers,
-    so the tie survives and the matrix is stored once.
+    so the tie survives and the matrix is stored once. ``fuse``: also stack q/k/v and gate/up into one
+    kernel call each (:func:`fuse_kernel_calls`; the same numbers, fewer calls).
     """
     if bits not in (4, 8):
         raise ValueError(f"quantize_model stores int8 or int4 weights: bits must be 8 or 4, got {bits!r}.")
@@ -225,28 +306,37 @@ def quantize_model(model: nn.Module, bits: int = 8, *, group_size: int = 32, tar
     names = replace_linears(model, make, targets, skip=skip)
     if tied and "lm_head" in names:
         model.tok_emb = QuantizedEmbedding(model.lm_head)
+    if fuse:
+        fuse_kernel_calls(model)
     return names
 
 
 def weight_bytes(model: nn.Module) -> int:
     """Bytes of every parameter and saved buffer of ``model``, each distinct tensor once (what is saved)."""
-    seen, total = set(), 0
     tensors = list(model.parameters()) + [b for n, b in model.named_buffers() if _persistent(model, n)]
-    for t in tensors:
-        if t.data_ptr() in seen:
-            continue
-        seen.add(t.data_ptr())
-        total += t.numel() * t.element_size()
-    return total
+    return _distinct_bytes(tensors)
 
 
 def memory_bytes_in_use(model: nn.Module) -> int:
     """Bytes of every distinct parameter and buffer, including kernel copies that are not saved."""
-    seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.data_ptr() not in seen:
-            seen.add(t.data_ptr())
-            total += t.numel() * t.element_size()
+    return _distinct_bytes(list(model.parameters()) + list(model.buffers()))
+
+
+def _distinct_bytes(tensors: list[torch.Tensor]) -> int:
+    """Bytes of ``tensors``, no memory counted twice: a tensor tied to another, or a layer's view into a stacked
+    matrix (:class:`FusedKernelCall`) beside the matrix itself, counts only the memory it adds. (Each tensor is
+    taken as covering the contiguous span from its first element, as every tensor here does.)"""
+    spans: dict[int, list[tuple[int, int]]] = {}  # storage -> byte spans
+    for t in tensors:
+        start = t.storage_offset() * t.element_size()
+        spans.setdefault(t.untyped_storage().data_ptr(), []).append((start, start + t.numel() * t.element_size()))
+    total = 0
+    for ranges in spans.values():  # the length of the union of each storage's spans
+        end = -1
+        for lo, hi in sorted(ranges):
+            if hi > end:
+                total += hi - max(lo, end)
+                end = hi
     return total
 
 

@@ -111,9 +111,20 @@ def test_cached_hidden_and_top_blocks_equal_the_whole_model():
     top = C.TopBlocks(model, start=2)
     torch.testing.assert_close(C.last_real_token(top(hidden), mask), C.classification_logits(model, ids, mask),
                                rtol=1e-5, atol=1e-5)
+    # Given the mask, the top block runs at the last real token only: the same scores, (B, num_classes).
+    torch.testing.assert_close(top(hidden, mask), C.classification_logits(model, ids, mask), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(C.TopBlocks(model, start=3)(C.cached_hidden(model, ids, n_frozen=3, attention_mask=mask), mask),
+                               C.classification_logits(model, ids, mask), rtol=1e-5, atol=1e-5)  # no block on top
     labels = torch.tensor([0, 1, 0])
     loss = C.classification_loss(top, (hidden, mask, labels))
     assert torch.isclose(loss, C.classification_loss(model, (ids, mask, labels)), atol=1e-5)
+    # The gradients reaching the trained block are the same too.
+    grads = []
+    for module, inputs in ((top, hidden), (model, ids)):
+        model.zero_grad()
+        C.classification_loss(module, (inputs, mask, labels)).backward()
+        grads.append(model.blocks[2].mlp.up.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def test_confusion_precision_recall():

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from slm_course.model import (
+    Block,
     CausalSelfAttention,
     LayerNorm,
     RMSNorm,
@@ -129,3 +130,23 @@ def test_repeat_kv_repeats_heads_in_place():
     assert repeat_kv(kv, 2) is kv
     with pytest.raises(ValueError, match="multiple"):
         repeat_kv(kv, 5)
+
+
+@pytest.mark.parametrize("positions", ["rope", "learned"])
+def test_query_index_gives_the_full_blocks_output_at_those_positions(positions):
+    # A classifier reads its top block at one position per row: computing only that query (and that row's
+    # feed-forward) must give the same numbers as the whole block, with grouped K/V heads and RoPE as well.
+    torch.manual_seed(0)
+    config = SLMConfig(d_model=24, n_heads=6, n_kv_heads=2, positions=positions, norm="rmsnorm", mlp="swiglu")
+    block = Block(config).eval()
+    x = torch.randn(3, 7, 24)
+    rope = rope_frequencies(config.head_dim, 7) if positions == "rope" else None
+    index = torch.tensor([6, 0, 4])  # a long row, a one-token row, one in between
+    full = block(x, rope)
+    picked = block(x, rope, query_index=index)
+    assert picked.shape == (3, 1, 24)
+    torch.testing.assert_close(picked[:, 0], full[torch.arange(3), index])
+    _, weights = block.attn(x, rope, return_attention=True, query_index=index)
+    assert weights.shape == (3, 6, 1, 7) and torch.all(weights[1, :, 0, 1:] == 0)  # position 0 sees only itself
+    with pytest.raises(ValueError, match="KV cache"):
+        block.attn(x, rope, cache=object(), query_index=index)

@@ -139,3 +139,50 @@ def test_kernels_take_bfloat16_activations_on_every_cpu():
     if layer.use_kernel:
         assert layer.kernel_scales.dtype == kernel_activation_dtype()
     assert layer(torch.randn(1, 64)).dtype == torch.float32  # the output is float32 on every path
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_fused_kernel_calls_give_the_same_numbers_in_fewer_calls(bits):
+    available = int8_kernel_available() if bits == 8 else int4_kernel_available()
+    if not available:
+        pytest.skip("this PyTorch has no CPU weight-only kernel for these bits")
+    from slm_course.generate import generate
+    from slm_course.quantize import FusedKernelCall
+
+    model = tiny(positions="rope", norm="rmsnorm", mlp="swiglu", n_kv_heads=2)
+    alone = tiny(positions="rope", norm="rmsnorm", mlp="swiglu", n_kv_heads=2)
+    quantize_model(model, bits)
+    quantize_model(alone, bits, fuse=False)
+    blocks = len(model.blocks)
+    fused = [m for m in model.modules() if isinstance(m, FusedKernelCall)]
+    assert len(fused) == 2 * blocks and not any(isinstance(m, FusedKernelCall) for m in alone.modules())
+    assert model.blocks[0].attn.fused_qkv.widths == [model.config.d_model, 2 * model.config.head_dim,
+                                                     2 * model.config.head_dim]
+    # the layers' integers and scales are views of the stacked ones: nothing stored twice, nothing saved differently
+    assert memory_bytes_in_use(model) == memory_bytes_in_use(alone)
+    assert weight_bytes(model) == weight_bytes(alone)
+    assert model.state_dict().keys() == alone.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), alone.state_dict().values()))
+    idx = torch.randint(0, 2048, (1, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(model(idx[:, :1]), alone(idx[:, :1]))  # one row: the kernels (bit for bit)
+        assert torch.equal(model(idx), alone(idx))
+    assert torch.equal(generate(model, idx, 6), generate(alone, idx, 6))
+    # turning one layer's kernel off sends all three through their own layers again
+    attn = model.blocks[0].attn
+    x = torch.randn(1, 1, model.config.d_model)
+    stacked = attn.fused_qkv(x)
+    attn.k_proj.use_kernel = False
+    for got, layer in zip(attn.fused_qkv(x), (attn.q_proj, attn.k_proj, attn.v_proj)):
+        assert torch.equal(got, layer(x))
+    assert torch.equal(stacked[0], attn.q_proj(x))  # a layer alone, on its views, gives the stacked call's numbers
+    with pytest.raises(ValueError, match="stacks two or more"):
+        FusedKernelCall([attn.q_proj])
+
+
+def test_memory_counts_a_view_and_its_matrix_once():
+    from slm_course.quantize.layers import _distinct_bytes
+    whole = torch.zeros(10, 4)
+    assert _distinct_bytes([whole, whole[:3], whole[3:]]) == whole.numel() * 4
+    assert _distinct_bytes([whole[:3], whole[5:]]) == (3 + 5) * 4 * 4  # rows 3 and 4 are not covered
+    assert _distinct_bytes([whole, torch.zeros(2)]) == whole.numel() * 4 + 2 * 4  # another tensor adds its own
