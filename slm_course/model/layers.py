@@ -187,8 +187,8 @@ class CausalSelfAttention(nn.Module):
         """
         if query_index is not None and cache is not None:
             raise ValueError("query_index picks positions of a whole sequence; it does not combine with a KV cache.")
-        rows = torch.arange(x.shape[0], device=x.device)
-        x_q = x if query_index is None else x[rows, query_index].unsqueeze(1)  # (B, 1, d_model) at the chosen positions
+        # the rows that get a query: all of x, or (B, 1, d_model) at the chosen positions
+        x_q = x if query_index is None else x[torch.arange(x.shape[0], device=x.device), query_index].unsqueeze(1)
         if self.fused_qkv is not None and query_index is None:
             q, k, v = self.fused_qkv(x)
         else:
