@@ -130,6 +130,8 @@ def main() -> None:
     for name, size, ppl, speed, _ in rows:
         size_text = f"{size / 2**20:10.1f} {base_bytes / size:9.2f}" if size else f"{'-':>10} {'-':>9}"
         print(f"{name:24} {size_text} {ppl:10.3f} {100 * (ppl / base_ppl - 1):+6.2f}% {speed:7.1f} {speed / base_speed:7.2f}")
+    print("(SmolLM2's file stores its matrices as Q4_1 in groups of 32, the grid Int4Linear uses: int4 g32 is exact on them "
+          "and its loss is the tied embedding/output matrix's; g64 shows what coarser groups cost.)")
     speeds = {name: speed for name, _, _, speed, _ in rows}
     print(f"\nInt8Linear vs quantize_dynamic: {speeds['int8 (Int8Linear)'] / speeds['int8 quantize_dynamic']:.2f}×")
 

@@ -198,8 +198,14 @@ class CausalSelfAttention(nn.Module):
         v = split_heads(v, self.n_kv_heads)  # (B, nkv, T, hd)
         if rope is not None:
             cos, sin = rope
-            q_cos, q_sin = (cos, sin) if query_index is None else (cos[query_index, None, None], sin[query_index, None, None])
-            q, k = apply_rope(q, q_cos, q_sin), apply_rope(k, cos, sin)
+            if query_index is None and not torch.is_grad_enabled():
+                # Without gradients (decoding), queries and keys turn by the same angles in one call: the
+                # rotation is element by element, so the numbers are bit for bit those of two calls.
+                qk = apply_rope(torch.cat([q, k], dim=1), cos, sin)  # (B, nh + nkv, T, hd)
+                q, k = qk.split([self.n_heads, self.n_kv_heads], dim=1)
+            else:
+                q_cos, q_sin = (cos, sin) if query_index is None else (cos[query_index, None, None], sin[query_index, None, None])
+                q, k = apply_rope(q, q_cos, q_sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer_index, k, v)  # (B, nkv, T_past + T, hd): stored before the heads are repeated
         if return_attention or torch.is_grad_enabled():
@@ -216,7 +222,9 @@ class CausalSelfAttention(nn.Module):
         )
         out, weights = result if return_attention else (result, None)
         out = merge_heads(out)  # (B, T, d_model)
-        out = F.dropout(self.out_proj(out), p=self.dropout, training=self.training)
+        out = self.out_proj(out)
+        if self.training and self.dropout:  # (skipped, not called, when it does nothing: one call fewer per token)
+            out = F.dropout(out, p=self.dropout)
         return (out, weights) if return_attention else out
 
 
@@ -256,5 +264,8 @@ class Block(nn.Module):
         if query_index is not None:
             x = x[torch.arange(x.shape[0], device=x.device), query_index].unsqueeze(1)  # (B, 1, d_model)
         x = x + attended
-        x = x + F.dropout(self.mlp(self.norm2(x)), p=self.dropout, training=self.training)
+        update = self.mlp(self.norm2(x))
+        if self.training and self.dropout:
+            update = F.dropout(update, p=self.dropout)
+        x = x + update
         return (x, weights) if return_attention else x

@@ -115,6 +115,19 @@ def test_grouped_query_attention_equals_multi_head_with_repeated_kv():
     assert sum(p.numel() for p in gqa.parameters()) < sum(p.numel() for p in mha.parameters())
 
 
+def test_rope_rotates_queries_and_keys_the_same_with_and_without_gradients():
+    # Without gradients the layer turns q and k in one call (decoding); with them, in two: bit for bit equal.
+    torch.manual_seed(0)
+    config = SLMConfig(d_model=24, n_heads=6, n_kv_heads=2, positions="rope")
+    attn = CausalSelfAttention(config).eval()
+    cos, sin = rope_frequencies(config.head_dim, 11)
+    x = torch.randn(2, 9, 24) * 3
+    with torch.no_grad():
+        fast = attn(x, (cos[2:], sin[2:]))
+    assert torch.equal(fast, attn(x, (cos[2:], sin[2:])).detach())
+    assert not torch.equal(fast, attn(x, (cos[:9], sin[:9])).detach())  # the positions do matter
+
+
 def test_attention_weights_are_causal_distributions():
     torch.manual_seed(0)
     attn = CausalSelfAttention(SLMConfig(d_model=16, n_heads=2)).eval()
