@@ -9,7 +9,8 @@ PIP := set -o pipefail; $(PY) -m pip install --quiet
 QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 # make test keeps its cache inside the clone, so every CI run proves a cold fetch.
 TEST_ENV := SLM_COURSE_HOME=$(CURDIR)/.cache TIKTOKEN_CACHE_DIR=$(CURDIR)/.cache/tiktoken \
-	HF_HOME=$(CURDIR)/.cache/huggingface HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0
+	HF_HOME=$(CURDIR)/.cache/huggingface HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0 \
+	TORCHINDUCTOR_CACHE_DIR=$(CURDIR)/.cache/torchinductor
 NOTEBOOKS := $(wildcard notebooks/*.ipynb) $(wildcard solutions/*.ipynb)
 
 .PHONY: lab test venv site serve-extra assets assets-test execute build-exercises bench clean help

@@ -13,6 +13,8 @@ os.environ.setdefault("SLM_COURSE_HOME", str(ROOT / ".cache"))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(Path(os.environ["SLM_COURSE_HOME"]) / "tiktoken"))
 # Hugging Face libraries stay offline and keep their caches out of the user's home folder.
 os.environ.setdefault("HF_HOME", str(Path(os.environ["SLM_COURSE_HOME"]) / "huggingface"))
+# torch.compile's generated code (chapter 10's compiled decoding) is cached in ours, not in a shared /tmp folder.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(os.environ["SLM_COURSE_HOME"]) / "torchinductor"))
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("PYTHONHASHSEED", "0")

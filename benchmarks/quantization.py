@@ -1,11 +1,12 @@
 """Chapter 10's figures in one run: SmolLM2-135M at fp32, int8 and int4 — size, perplexity, decode speed.
 
-    .venv/bin/python benchmarks/quantization.py [--tokens 2048] [--new-tokens 64] [--no-llama]
+    .venv/bin/python benchmarks/quantization.py [--tokens 2048] [--new-tokens 64] [--no-llama] [--no-compile]
 
 Prints one table: linear-weight bytes and the ratio to fp32, perplexity on held-out Shakespeare
 (``--tokens`` tokens, windows of 256) and its change, decode tokens/s with the KV cache
 (``slm_course.generate.generate``, greedy, ``--new-tokens`` after a 32-token prompt; the prompt's prefill
-timed apart and left out, for llama.cpp too) and the ratio to fp32; then the library references: ``torch.ao.quantization.quantize_dynamic`` (int8) and llama.cpp
+timed apart and left out, for llama.cpp too) and the ratio to fp32; the same decoding with its steps
+through ``torch.compile`` (``generate(compile=True)``: fp32, int8, int4 g32, the compiling timed apart); then the library references: ``torch.ao.quantization.quantize_dynamic`` (int8) and llama.cpp
 (``llama-cpp-python``, Q8_0 and Q4_0 files exported by ``slm_course.deploy.export_gguf``) on the same
 threads (each in a child process, so a llama.cpp crash is reported, not fatal); then the serving check
 (llama.cpp's OpenAI-compatible server, same greedy tokens as SLM reading the same F16 file). Targets (issue 13): int8 ≥ 3.5× smaller within 1 % perplexity, int4
@@ -43,12 +44,13 @@ def linear_bytes(model: nn.Module) -> int:
     return total
 
 
-def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int) -> tuple[float, list[int]]:
-    """Decode tokens/s, prefill left out (``slm_course.generate.decode_speed``), and the tokens."""
+def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int, compile: bool = False) -> tuple[float, list[int]]:
+    """Decode tokens/s, prefill left out (``slm_course.generate.decode_speed``; ``compile``: the steps through
+    ``torch.compile``, its compiling left out too), and the tokens."""
     from slm_course.generate import decode_speed as rate
 
     with torch.no_grad():
-        speed, out = rate(model, prompt, new_tokens)
+        speed, out = rate(model, prompt, new_tokens, compile=compile)
     return speed, out[0].tolist()
 
 
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048, help="held-out tokens for perplexity")
     parser.add_argument("--new-tokens", type=int, default=64, help="generated tokens per speed run")
     parser.add_argument("--no-llama", action="store_true", help="skip llama.cpp even when installed")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile decode rows")
     args = parser.parse_args()
 
     from slm_course.data import shakespeare_splits
@@ -135,6 +138,19 @@ def main() -> None:
     speeds = {name: speed for name, _, _, speed, _ in rows}
     print(f"\nInt8Linear vs quantize_dynamic: {speeds['int8 (Int8Linear)'] / speeds['int8 quantize_dynamic']:.2f}×")
 
+    compiled = {}
+    if not args.no_compile:  # the same models, each decode step through torch.compile (generate(compile=True))
+        print(f"\n{'compiled decode':24} {'tok/s':>7} {'× eager':>8} {'same tokens':>12} {'compiling s':>12}")
+        for name, _, _, speed, tokens in rows:
+            if name not in ("fp32", "int8 (Int8Linear)", "int4 g32 (Int4Linear)"):
+                continue
+            start = time.perf_counter()
+            decode_speed(variants[name], prompt, 3, compile=True)  # the first call compiles
+            seconds = time.perf_counter() - start
+            compiled[name], compiled_tokens = decode_speed(variants[name], prompt, args.new_tokens, compile=True)
+            print(f"{name:24} {compiled[name]:7.1f} {compiled[name] / speed:8.2f} {str(compiled_tokens == tokens):>12} "
+                  f"{seconds:12.1f}")
+
     if args.no_llama or not llama_cpp_available():
         print("llama.cpp: not run (llama-cpp-python[server] not installed: make serve-extra)")
         return
@@ -146,7 +162,10 @@ def main() -> None:
             if isinstance(speed, str):
                 print(f"llama.cpp {kind}: {speed}")
             else:
-                print(f"llama.cpp {kind}: {speed:.1f} tok/s; {ours} / llama.cpp = {speeds[ours] / speed:.2f}×")
+                line = f"llama.cpp {kind}: {speed:.1f} tok/s; {ours} / llama.cpp = {speeds[ours] / speed:.2f}×"
+                if ours in compiled:
+                    line += f" eager, {compiled[ours] / speed:.2f}× compiled"
+                print(line)
         serving_check(paths["F16"], tokenizer)
 
 

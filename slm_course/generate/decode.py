@@ -8,7 +8,10 @@ token-for-token equal to running the whole sequence through the model at every s
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+import functools
+import os
+import shutil
+from typing import Callable, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -30,9 +33,39 @@ def prefill(model: nn.Module, idx: torch.Tensor, cache: KVCache) -> torch.Tensor
     return model(idx, cache=cache)[:, -1]
 
 
-def decode_one_token(model: nn.Module, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """One decode step: ``token`` ``(B, 1)`` at position ``cache.length`` → next logits ``(B, vocab)``."""
-    return model(token, cache=cache)[:, -1]
+def decode_one_token(model: nn.Module, token: torch.Tensor, cache: KVCache, *, run_blocks=None) -> torch.Tensor:
+    """One decode step: ``token`` ``(B, 1)`` at position ``cache.length`` → next logits ``(B, vocab)``.
+
+    ``run_blocks``: a stand-in for the model's blocks (:func:`compiled_blocks`), or None for the model's own."""
+    if run_blocks is None:
+        return model(token, cache=cache)[:, -1]
+    return model(token, cache=cache, run_blocks=run_blocks)[:, -1]
+
+
+_COMPILED: dict[type, Callable] = {}  # one torch.compile-d run_blocks per model class (its graphs cached inside)
+
+
+def compiled_blocks(model: nn.Module) -> Callable[..., torch.Tensor]:
+    """``model.run_blocks`` compiled by ``torch.compile`` (chapter 10), for one-token decode steps.
+
+    Decoding one token runs about 45 small operations per block, and in plain ("eager") PyTorch each costs a
+    few microseconds of Python and dispatch before any arithmetic: for a quantized SmolLM2 that overhead is
+    most of a step. ``torch.compile`` traces the blocks once into one graph and generates C++ that fuses the
+    small element-wise operations, so a step makes a few hundred calls instead of about fourteen hundred (SmolLM2;
+    checking that the compiled code still fits the model, dynamo's guards, costs about 2 ms of a step). The first
+    step compiles (tens of seconds on 2 cores for SmolLM2; cached afterwards, also across ``generate`` calls);
+    the cache length is a symbolic size, so later steps reuse the same code. The results equal the eager
+    blocks' up to float rounding (fused arithmetic rounds in another order); greedy tokens agree (tested).
+    Needs a C++ compiler on a CPU (``torch.compile``'s CPU backend builds C++).
+    """
+    compiler = [c for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c and shutil.which(c)]
+    if not compiler and next(model.parameters()).device.type == "cpu":
+        raise RuntimeError("compile=True turns the model's blocks into C++ with torch.compile, which needs a C++ "
+                           "compiler: install one (Debian: apt-get install g++), or generate without compile=True.")
+    cls = type(model)
+    if cls not in _COMPILED:
+        _COMPILED[cls] = torch.compile(cls.run_blocks, dynamic=True)
+    return functools.partial(_COMPILED[cls], model)
 
 
 def next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
@@ -55,7 +88,7 @@ def _check_arguments(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, t
 def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
              seed: int | None = None, use_cache: bool = True, stop: Sequence[str] | str | None = None,
-             tokenizer: Tokenizer | None = None) -> torch.Tensor:
+             tokenizer: Tokenizer | None = None, compile: bool = False) -> torch.Tensor:
     """Append up to ``max_new_tokens`` tokens to ``idx`` ``(B, T)``; returns ``(B, T + new)`` int64.
 
     Stops early once every row has produced ``eos_id`` (a finished row is padded with ``eos_id``)
@@ -65,7 +98,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
     ``context_length`` tokens without it, exactly as ``use_cache=False`` does throughout.
     Before decoding, the model's linear weights are stored input-major
     (:func:`slm_course.model.surgery.store_input_major_`: same values and shapes, a faster layout for
-    one-token steps on a CPU); they stay so afterwards.
+    one-token steps on a CPU); they stay so afterwards. ``compile=True`` runs the one-token steps through
+    :func:`compiled_blocks` (chapter 10: the first call compiles, for tens of seconds; the prompt's pass stays eager).
     """
     _check_arguments(model, idx, max_new_tokens, temperature)
     if isinstance(stop, str):
@@ -83,6 +117,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
     prompt_length = out.shape[1]
     done = torch.zeros(out.shape[0], dtype=torch.bool, device=device)
     store_input_major_(model)  # one-row matrix products read (in, out) weights faster on a CPU; values unchanged
+    run_blocks = compiled_blocks(model) if compile and use_cache and max_new_tokens > 1 else None
     # The cache holds what this call can reach (prompt + new tokens, at most the context): SmolLM2's full 8,192
     # positions would be 380 MB of zeros written for every call.
     cache = (KVCache.for_model(model, out.shape[0], min(context, prompt_length + max_new_tokens))
@@ -90,7 +125,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
     try:
         for step in range(max_new_tokens):
             if cache is not None and cache.length < cache.max_length:
-                logits = prefill(model, out, cache) if step == 0 else decode_one_token(model, out[:, -1:], cache)
+                logits = (prefill(model, out, cache) if step == 0
+                          else decode_one_token(model, out[:, -1:], cache, run_blocks=run_blocks))
             else:  # no cache (or it is full): the whole window again
                 logits = model(out[:, -context:])[:, -1]
             token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
@@ -131,25 +167,27 @@ def generate_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, max_new_t
     return text
 
 
-def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, repeats: int = 3) -> tuple[float, torch.Tensor]:
+def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, repeats: int = 3,
+                 compile: bool = False) -> tuple[float, torch.Tensor]:
     """Greedy decode tokens/s with the KV cache, the prompt's prefill left out, and the generated ids.
 
     The rate is ``new_tokens − 1`` tokens over the time a ``new_tokens`` generation takes beyond a one-token
     one (which is the prefill and the first choice), each the fastest of ``repeats`` runs (alternating, after
     a warm-up). A prompt's prefill is one batched pass whose cost depends on the prompt, not the step, so it
-    is timed apart; chapters 6 and 10 and their benchmarks report decoding this way.
+    is timed apart; chapters 6 and 10 and their benchmarks report decoding this way. ``compile``: see
+    :func:`generate` (the warm-up then also compiles, so the rate leaves the compiling out).
     """
     import time
 
     if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 2:
         raise ValueError(f"decode_speed times the steps after the first: new_tokens must be 2 or more, got {new_tokens!r}.")
     full = first = float("inf")
-    generate(model, prompt, 2)  # warm up (and store the weights input-major)
+    generate(model, prompt, 3, compile=compile)  # warm up (store the weights input-major; compile decode steps)
     for _ in range(repeats):
         start = time.perf_counter()
-        out = generate(model, prompt, new_tokens)
+        out = generate(model, prompt, new_tokens, compile=compile)
         full = min(full, time.perf_counter() - start)
         start = time.perf_counter()
-        generate(model, prompt, 1)
+        generate(model, prompt, 1, compile=compile)
         first = min(first, time.perf_counter() - start)
     return (new_tokens - 1) / max(full - first, 1e-9), out[:, prompt.shape[1]:]

@@ -6,7 +6,7 @@ SLM (SmolLM2) with ``norm="rmsnorm", positions="rope", mlp="swiglu"`` and ``n_kv
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +94,8 @@ class SLM(nn.Module):
                 )
 
     def forward(
-        self, idx: torch.Tensor, return_attention: bool = False, *, cache: KVCache | None = None
+        self, idx: torch.Tensor, return_attention: bool = False, *, cache: KVCache | None = None,
+        run_blocks: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits ``(B, T, vocab_size)`` for token ids ``idx`` ``(B, T)``.
 
@@ -103,6 +104,8 @@ class SLM(nn.Module):
         With a KV ``cache`` (chapter 5; ``slm_course.generate.KVCache``) ``idx`` are the tokens that
         follow the ``cache.length`` tokens it holds: their positions start at ``cache.length``, their
         keys and values are appended to the cache, and ``cache.length`` grows by ``T``.
+        ``run_blocks``: a stand-in for :meth:`run_blocks` with its arguments and result (chapter 10's
+        compiled decoding, ``generate(..., compile=True)``, passes a ``torch.compile``-d one).
         """
         self.check_input(idx)
         idx = idx.long()
@@ -114,16 +117,26 @@ class SLM(nn.Module):
         x = self.drop(x)
         rope = self.rope_angles(T, idx.device, start) if self.config.positions == "rope" else None
         attentions = []
-        for i, block in enumerate(self.blocks):
-            if return_attention:
+        if return_attention:
+            for i, block in enumerate(self.blocks):
                 x, weights = block(x, rope, True, cache, i)
                 attentions.append(weights)
-            else:
-                x = block(x, rope, False, cache, i)
+        else:
+            x = (self.run_blocks if run_blocks is None else run_blocks)(x, rope, cache)
         if cache is not None:
             cache.length = start + T
         logits = self.lm_head(self.final_norm(x))  # (B, T, vocab_size)
         return (logits, attentions) if return_attention else logits
+
+    def run_blocks(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+                   cache: KVCache | None = None) -> torch.Tensor:
+        """The blocks in order: embedded tokens ``x`` ``(B, T, d_model)`` → the residual stream after the last.
+
+        ``rope``: the positions' cos/sin rows (:meth:`rope_angles`) or None; ``cache``: see :meth:`forward`.
+        """
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, False, cache, i)
+        return x
 
     def rope_angles(self, num_tokens: int, device: torch.device, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE cosines and sines ``(num_tokens, head_dim)`` for positions ``start …``, in float32.

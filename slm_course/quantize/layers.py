@@ -137,8 +137,10 @@ class Int4Linear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
         self.use_kernel = int4_kernel_available() if use_kernel is None else bool(use_kernel)
-        # The kernel's CPU layout needs in_features divisible by the group and by 32, and group >= 32.
-        self.use_kernel = self.use_kernel and group_size in (32, 64, 128, 256) and in_features % 32 == 0
+        # The kernel's CPU layout needs in_features divisible by the group and by 32, group >= 32, and whole
+        # blocks of 16 output rows (a vocabulary of 101 tokens, say, dequantizes instead).
+        self.use_kernel = (self.use_kernel and group_size in (32, 64, 128, 256) and in_features % 32 == 0
+                           and out_features % 16 == 0)
         if self.use_kernel:
             q = unpack_int4(self.packed).to(torch.int32)                     # (out, in) in [0, 15]
             self.register_buffer("kernel_weight", torch._convert_weight_to_int4pack_for_cpu(q, 1), persistent=False)

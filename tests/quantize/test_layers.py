@@ -40,6 +40,19 @@ def test_kernel_and_fallback_agree(linear, cls, kwargs):
     torch.testing.assert_close(fast(x), fallback(x), rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("out_features", [101, 40])
+def test_int4_output_widths_the_kernel_cannot_tile_dequantize_instead(out_features):
+    # PyTorch's int4 CPU packing takes whole blocks of 16 output rows: other widths (a 101-token vocabulary)
+    # must not crash at construction; they take the dequantized path and give its numbers.
+    torch.manual_seed(0)
+    layer = nn.Linear(64, out_features)
+    q = Int4Linear.from_linear(layer, group_size=32)
+    assert not q.use_kernel
+    x = torch.randn(1, 1, 64)
+    torch.testing.assert_close(q(x), nn.functional.linear(x, q.dequantized_weight(), layer.bias))
+    assert q(x).shape == (1, 1, out_features)
+
+
 def test_dequantized_weights_match_the_quantizers(linear):
     w = linear.weight.detach()
     torch.testing.assert_close(Int8Linear.from_linear(linear).dequantized_weight(),

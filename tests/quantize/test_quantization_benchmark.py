@@ -18,3 +18,14 @@ def test_decode_speed_returns_the_greedy_tokens_and_a_rate():
     rate, tokens = bench.decode_speed(model, prompt, 6)
     assert rate > 0
     assert tokens == generate(model, prompt, 6)[0, 4:].tolist() and len(tokens) == 6
+
+
+def test_compiled_decode_speed_keeps_the_tokens():
+    bench = load_benchmark("quantization")
+    torch.manual_seed(0)
+    model = SLM(SLMConfig(vocab_size=64, context_length=32, d_model=32, n_layers=1, n_heads=2, d_ff=64)).eval()
+    quantize_model(model, 4, group_size=32)
+    prompt = torch.tensor([[1, 2, 3, 4]])
+    rate, tokens = bench.decode_speed(model, prompt, 6, compile=True)
+    assert rate > 0
+    assert tokens == generate(model, prompt, 6)[0, 4:].tolist() and len(tokens) == 6
