@@ -70,6 +70,7 @@ def test_student_moves_towards_the_fused_teachers_and_teachers_stay_frozen():
     targets = fused_targets([t1, t2], x, y)
     mask = y != -100
 
+    @torch.no_grad()
     def kl():
         return float(F.kl_div(F.log_softmax(student(x), -1)[mask], targets[mask], reduction="batchmean"))
 
