@@ -101,6 +101,7 @@ def main() -> None:
     from slm_course.data import shakespeare_splits
     from slm_course.deploy import export_gguf, llama_cpp_available
     from slm_course.deploy.hardware import hardware_report
+    from slm_course.generate import generate
     from slm_course.quantize import perplexity, quantize_model
     from slm_course.weights import smollm2, smollm2_gguf_path
 
@@ -145,7 +146,8 @@ def main() -> None:
             if name not in ("fp32", "int8 (Int8Linear)", "int4 g32 (Int4Linear)"):
                 continue
             start = time.perf_counter()
-            decode_speed(variants[name], prompt, 3, compile=True)  # the first call compiles
+            with torch.no_grad():
+                generate(variants[name], prompt, 2, compile=True)  # the first compiled step compiles
             seconds = time.perf_counter() - start
             compiled[name], compiled_tokens = decode_speed(variants[name], prompt, args.new_tokens, compile=True)
             print(f"{name:24} {compiled[name]:7.1f} {compiled[name] / speed:8.2f} {str(compiled_tokens == tokens):>12} "

@@ -124,7 +124,8 @@ def main() -> None:
         for _ in range(args.repeats):  # alternate, so load from other processes hits both alike
             times_ours.append(_timed(ours))
             times_theirs.append(_timed(theirs))
-        same = torch.equal(ours()[0, :idx.shape[1] + args.new_tokens], theirs()[0])
+        eager_tokens = ours()[0, :idx.shape[1] + args.new_tokens]
+        same = torch.equal(eager_tokens, theirs()[0])
     # Decode rate: the prompt's prefill is timed once separately and subtracted from both.
     with torch.no_grad():
         prefill = min(_timed(lambda: model(idx)) for _ in range(3))
@@ -148,7 +149,7 @@ def main() -> None:
             compiled, tokens = decode_speed(model, idx, args.new_tokens, compile=True)
         print(f"   compiled decode (generate(compile=True)) {compiled:6.1f} tokens/s: {compiled / rate_ours:.2f}x eager, "
               f"{compiled / rate_theirs:.2f}x transformers, {100 * compiled / bound:.0f} % of the bound; same tokens: "
-              f"{torch.equal(tokens[0], ours()[0, idx.shape[1]:])}")
+              f"{torch.equal(tokens[0], eager_tokens[idx.shape[1]:])}")
 
     print("\n3. Parity with transformers")
     sys.path.insert(0, str(ROOT / "tests" / "weights"))
