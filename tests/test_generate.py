@@ -270,29 +270,35 @@ def test_decode_speed_leaves_the_prefill_out_and_returns_the_greedy_tokens():
 @pytest.mark.slow
 def test_compiled_decoding_gives_the_eager_tokens_and_logits(monkeypatch):
     # chapter 10: generate(compile=True) runs the one-token steps through torch.compile-d blocks.
-    from slm_course.generate import compiled_blocks
+    from slm_course.generate import compiled_blocks, compiled_head
     from slm_course.generate import decode as decode_module
     from slm_course.quantize import quantize_model
 
     model = small(LLAMA_STYLE, context=48)
-    quantized = small(LLAMA_STYLE, context=48)
+    quantized, int8 = small(LLAMA_STYLE, context=48), small(LLAMA_STYLE, context=48)
     quantize_model(quantized, 4, group_size=32)
+    quantize_model(int8, 8)
     idx = torch.randint(0, 101, (2, 6), generator=torch.Generator().manual_seed(3))
     made = []
 
-    def spy(m):
-        made.append(m)
-        return compiled_blocks(m)
+    def spy(compile_one):
+        def wrapped(m):
+            made.append((compile_one.__name__, m))
+            return compile_one(m)
+        return wrapped
 
-    monkeypatch.setattr(decode_module, "compiled_blocks", spy)
-    for m in (model, quantized):
+    monkeypatch.setattr(decode_module, "compiled_blocks", spy(compiled_blocks))
+    monkeypatch.setattr(decode_module, "compiled_head", spy(compiled_head))
+    for m in (model, quantized, int8):
         assert torch.equal(generate(m, idx, 12, compile=True), generate(m, idx, 12))
-    assert made == [model, quantized]  # the compiled blocks were used, once per call
+    # the compiled blocks and output layer were used, once per call
+    assert made == [(name, m) for m in (model, quantized, int8) for name in ("compiled_blocks", "compiled_head")]
     with torch.no_grad():  # one step's logits, compiled against eager: float rounding apart
         cache_a, cache_b = KVCache.for_model(model, 2, 10), KVCache.for_model(model, 2, 10)
         prefill(model, idx, cache_a), prefill(model, idx, cache_b)
         token = idx[:, -1:]
-        torch.testing.assert_close(decode_one_token(model, token, cache_a, run_blocks=compiled_blocks(model)),
+        torch.testing.assert_close(decode_one_token(model, token, cache_a, run_blocks=compiled_blocks(model),
+                                                    run_head=compiled_head(model)),
                                    decode_one_token(model, token, cache_b), atol=1e-5, rtol=1e-5)
         assert cache_a.length == cache_b.length == 7
         torch.testing.assert_close(cache_a.keys[1][:, :, :7], cache_b.keys[1][:, :, :7], atol=1e-5, rtol=1e-5)

@@ -33,16 +33,29 @@ def prefill(model: nn.Module, idx: torch.Tensor, cache: KVCache) -> torch.Tensor
     return model(idx, cache=cache)[:, -1]
 
 
-def decode_one_token(model: nn.Module, token: torch.Tensor, cache: KVCache, *, run_blocks=None) -> torch.Tensor:
+def decode_one_token(model: nn.Module, token: torch.Tensor, cache: KVCache, *, run_blocks=None,
+                     run_head=None) -> torch.Tensor:
     """One decode step: ``token`` ``(B, 1)`` at position ``cache.length`` → next logits ``(B, vocab)``.
 
-    ``run_blocks``: a stand-in for the model's blocks (:func:`compiled_blocks`), or None for the model's own."""
-    if run_blocks is None:
-        return model(token, cache=cache)[:, -1]
-    return model(token, cache=cache, run_blocks=run_blocks)[:, -1]
+    ``run_blocks``, ``run_head``: stand-ins for the model's blocks and its output layer (:func:`compiled_blocks`,
+    :func:`compiled_head`), or None for the model's own."""
+    stand_ins = {name: f for name, f in (("run_blocks", run_blocks), ("run_head", run_head)) if f is not None}
+    return model(token, cache=cache, **stand_ins)[:, -1]
 
 
-_COMPILED: dict[type, Callable] = {}  # one torch.compile-d run_blocks per model class (its graphs cached inside)
+_COMPILED: dict[tuple[type, str], Callable] = {}  # one torch.compile-d method per model class (graphs cached inside)
+
+
+def _compiled_method(model: nn.Module, name: str) -> Callable[..., torch.Tensor]:
+    """``type(model).<name>`` through ``torch.compile`` (made once per class), bound to ``model``."""
+    compiler = [c for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c and shutil.which(c)]
+    if not compiler and next(model.parameters()).device.type == "cpu":
+        raise RuntimeError("compile=True turns the model's blocks into C++ with torch.compile, which needs a C++ "
+                           "compiler: install one (Debian: apt-get install g++), or generate without compile=True.")
+    key = (type(model), name)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(getattr(type(model), name), dynamic=True)
+    return functools.partial(_COMPILED[key], model)
 
 
 def compiled_blocks(model: nn.Module) -> Callable[..., torch.Tensor]:
@@ -56,16 +69,17 @@ def compiled_blocks(model: nn.Module) -> Callable[..., torch.Tensor]:
     step compiles (tens of seconds on 2 cores for SmolLM2; cached afterwards, also across ``generate`` calls);
     the cache length is a symbolic size, so later steps reuse the same code. The results equal the eager
     blocks' up to float rounding (fused arithmetic rounds in another order); greedy tokens agree (tested).
-    Needs a C++ compiler on a CPU (``torch.compile``'s CPU backend builds C++).
+    Needs a C++ compiler on a CPU (``torch.compile``'s CPU backend builds C++). Quantized layers compile to their
+    own loops there (:func:`slm_course.quantize.layers.int8_product`).
     """
-    compiler = [c for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c and shutil.which(c)]
-    if not compiler and next(model.parameters()).device.type == "cpu":
-        raise RuntimeError("compile=True turns the model's blocks into C++ with torch.compile, which needs a C++ "
-                           "compiler: install one (Debian: apt-get install g++), or generate without compile=True.")
-    cls = type(model)
-    if cls not in _COMPILED:
-        _COMPILED[cls] = torch.compile(cls.run_blocks, dynamic=True)
-    return functools.partial(_COMPILED[cls], model)
+    return _compiled_method(model, "run_blocks")
+
+
+def compiled_head(model: nn.Module) -> Callable[..., torch.Tensor]:
+    """``model.output_logits`` (the final norm and the output layer) compiled by ``torch.compile``, for one-token
+    decode steps beside :func:`compiled_blocks`. SmolLM2's output layer is its largest matrix (49,152 × 576, a
+    fifth of the weights): an int8 one reads faster compiled (see ``int8_product``)."""
+    return _compiled_method(model, "output_logits")
 
 
 def next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
@@ -99,7 +113,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
     Before decoding, the model's linear weights are stored input-major
     (:func:`slm_course.model.surgery.store_input_major_`: same values and shapes, a faster layout for
     one-token steps on a CPU); they stay so afterwards. ``compile=True`` runs the one-token steps through
-    :func:`compiled_blocks` (chapter 10: the first call compiles, for tens of seconds; the prompt's pass stays eager).
+    :func:`compiled_blocks` and :func:`compiled_head` (chapter 10: the first call compiles, for tens of seconds; the
+    prompt's pass stays eager).
     """
     _check_arguments(model, idx, max_new_tokens, temperature)
     if isinstance(stop, str):
@@ -117,7 +132,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
     prompt_length = out.shape[1]
     done = torch.zeros(out.shape[0], dtype=torch.bool, device=device)
     store_input_major_(model)  # one-row matrix products read (in, out) weights faster on a CPU; values unchanged
-    run_blocks = compiled_blocks(model) if compile and use_cache and max_new_tokens > 1 else None
+    compiled = compile and use_cache and max_new_tokens > 1
+    run_blocks, run_head = (compiled_blocks(model), compiled_head(model)) if compiled else (None, None)
     # The cache holds what this call can reach (prompt + new tokens, at most the context): SmolLM2's full 8,192
     # positions would be 380 MB of zeros written for every call.
     cache = (KVCache.for_model(model, out.shape[0], min(context, prompt_length + max_new_tokens))
@@ -126,7 +142,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
         for step in range(max_new_tokens):
             if cache is not None and cache.length < cache.max_length:
                 logits = (prefill(model, out, cache) if step == 0
-                          else decode_one_token(model, out[:, -1:], cache, run_blocks=run_blocks))
+                          else decode_one_token(model, out[:, -1:], cache, run_blocks=run_blocks, run_head=run_head))
             else:  # no cache (or it is full): the whole window again
                 logits = model(out[:, -context:])[:, -1]
             token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)

@@ -95,7 +95,7 @@ class SLM(nn.Module):
 
     def forward(
         self, idx: torch.Tensor, return_attention: bool = False, *, cache: KVCache | None = None,
-        run_blocks: Callable[..., torch.Tensor] | None = None,
+        run_blocks: Callable[..., torch.Tensor] | None = None, run_head: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits ``(B, T, vocab_size)`` for token ids ``idx`` ``(B, T)``.
 
@@ -105,7 +105,8 @@ class SLM(nn.Module):
         follow the ``cache.length`` tokens it holds: their positions start at ``cache.length``, their
         keys and values are appended to the cache, and ``cache.length`` grows by ``T``.
         ``run_blocks``: a stand-in for :meth:`run_blocks` with its arguments and result (chapter 10's
-        compiled decoding, ``generate(..., compile=True)``, passes a ``torch.compile``-d one).
+        compiled decoding, ``generate(..., compile=True)``, passes a ``torch.compile``-d one); ``run_head``
+        likewise for :meth:`output_logits`.
         """
         self.check_input(idx)
         idx = idx.long()
@@ -125,8 +126,12 @@ class SLM(nn.Module):
             x = (self.run_blocks if run_blocks is None else run_blocks)(x, rope, cache)
         if cache is not None:
             cache.length = start + T
-        logits = self.lm_head(self.final_norm(x))  # (B, T, vocab_size)
+        logits = (self.output_logits if run_head is None else run_head)(x)  # (B, T, vocab_size)
         return (logits, attentions) if return_attention else logits
+
+    def output_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the last block ``(B, T, d_model)`` → logits: the final norm, then ``lm_head``."""
+        return self.lm_head(self.final_norm(x))
 
     def run_blocks(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
                    cache: KVCache | None = None) -> torch.Tensor:

@@ -68,6 +68,19 @@ def _kernel_output(y: torch.Tensor, x: torch.Tensor, layer: nn.Module) -> torch.
     return y if layer.bias is None else y + layer.bias
 
 
+def int8_product(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``x Wᵀ`` for ``W = q · scale`` written as a multiply and a sum: ``x`` ``(rows, in)`` float32, ``q``
+    ``(out, in)`` int8, ``scale`` ``(out,)`` float32 → ``(rows, out)`` float32.
+
+    What :class:`Int8Linear` computes inside ``torch.compile`` (compiled decoding, ``generate(compile=True)``).
+    Eager, it would build a float copy of the weight; compiled, Inductor turns it into one loop per output row
+    that reads the int8 weights straight from memory, widens them in registers and accumulates in float32. Streaming
+    weights that are not in the cache, that loop reads them faster than ``torch._weight_int8pack_mm`` does (course
+    machine, 2 threads: 14 against 10 GB/s on a 576 → 3072 layer, 21 against 10 on SmolLM2's 576 → 49152 output
+    layer), and the activations stay float32 (no bfloat16 rounding)."""
+    return (x.unsqueeze(-2) * q).sum(-1) * scale
+
+
 class Int8Linear(nn.Module):
     """``y = x Wᵀ + b`` with ``W ≈ q · scale``: ``q`` int8 ``(out, in)``, ``scale`` float32 ``(out,)``.
 
@@ -105,9 +118,11 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""
         if _kernel_takes(self, x):
+            rows = x.reshape(-1, self.in_features)
+            if torch.compiler.is_compiling():  # compiled decoding: Inductor's own loop (see int8_product)
+                return _kernel_output(int8_product(rows, self.q, self.scale), x, self)
             scale = self.kernel_scale
-            return _kernel_output(torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(scale.dtype), self.q, scale),
-                                  x, self)
+            return _kernel_output(torch._weight_int8pack_mm(rows.to(scale.dtype), self.q, scale), x, self)
         return F.linear(x, self.dequantized_weight().to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
@@ -213,10 +228,13 @@ class FusedKernelCall(nn.Module):
         self.group_size = getattr(layers[0], "group_size", None)
         if isinstance(layers[0], Int8Linear):
             stacked, scales = torch.cat([layer.q for layer in layers]), torch.cat([layer.kernel_scale for layer in layers])
-            for layer, part, scale in zip(layers, stacked.split(self.widths), scales.split(self.widths)):
-                layer.q, layer.kernel_scale = part, scale  # views of the stacked rows: stored once
+            scales32 = torch.cat([layer.scale for layer in layers])
+            for layer, part, scale, scale32 in zip(layers, stacked.split(self.widths), scales.split(self.widths),
+                                                   scales32.split(self.widths)):
+                layer.q, layer.kernel_scale, layer.scale = part, scale, scale32  # views of the stacked rows: stored once
             self.register_buffer("q", stacked, persistent=False)
             self.register_buffer("kernel_scale", scales, persistent=False)
+            self.register_buffer("scale", scales32, persistent=False)
         else:  # the int4 kernel's packing keeps output rows apart, so stacking packed rows = packing stacked rows
             stacked = torch.cat([layer.kernel_weight for layer in layers])
             for layer, part in zip(layers, stacked.split(self.widths)):
@@ -235,7 +253,9 @@ class FusedKernelCall(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not _kernel_takes(self, x):
             return tuple(layer(x) for layer in self.layers)
-        if hasattr(self, "q"):
+        if hasattr(self, "q") and torch.compiler.is_compiling():  # compiled decoding (see int8_product)
+            y = int8_product(x.reshape(-1, self.in_features), self.q, self.scale)
+        elif hasattr(self, "q"):
             y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(self.kernel_scale.dtype), self.q,
                                           self.kernel_scale)
         else:

@@ -193,6 +193,30 @@ def test_fused_kernel_calls_give_the_same_numbers_in_fewer_calls(bits):
         FusedKernelCall([attn.q_proj])
 
 
+@pytest.mark.slow
+def test_int8_layers_compile_to_the_float32_product():
+    # Inside torch.compile (compiled decoding) Int8Linear and a stacked call multiply with int8_product, which
+    # Inductor turns into its own loop: float32 activations, so the fallback's numbers, not the bf16 kernel's.
+    if not int8_kernel_available():
+        pytest.skip("this PyTorch has no CPU weight-only int8 kernel")
+    from slm_course.quantize import FusedKernelCall
+    from slm_course.quantize.layers import int8_product
+
+    torch.manual_seed(0)
+    linears = [nn.Linear(96, width, bias=False) for width in (64, 32, 32)]
+    layer = Int8Linear.from_linear(nn.Linear(96, 48))
+    x = torch.randn(1, 1, 96, generator=torch.Generator().manual_seed(2))
+    exact = nn.functional.linear(x, layer.dequantized_weight(), layer.bias)
+    torch.testing.assert_close(int8_product(x[0], layer.q, layer.scale)[None] + layer.bias, exact, rtol=1e-5, atol=1e-5)
+    assert (layer(x) - exact).abs().max() > 1e-4  # eager: the kernel's bfloat16 activations round visibly
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(layer, fullgraph=True)(x), exact, rtol=1e-5, atol=1e-5)
+        fused = FusedKernelCall([Int8Linear.from_linear(m) for m in linears])
+        for got, part in zip(torch.compile(fused, fullgraph=True)(x), fused.layers):
+            assert got.shape == (1, 1, part.out_features)
+            torch.testing.assert_close(got, nn.functional.linear(x, part.dequantized_weight()), rtol=1e-5, atol=1e-5)
+
+
 def test_memory_counts_a_view_and_its_matrix_once():
     from slm_course.quantize.layers import _distinct_bytes
     whole = torch.zeros(10, 4)

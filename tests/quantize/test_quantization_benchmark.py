@@ -29,3 +29,17 @@ def test_compiled_decode_speed_keeps_the_tokens():
     rate, tokens = bench.decode_speed(model, prompt, 6, compile=True)
     assert rate > 0
     assert tokens == generate(model, prompt, 6)[0, 4:].tolist() and len(tokens) == 6
+
+
+def test_where_tokens_part_names_the_step_and_the_eager_gap():
+    bench = load_benchmark("quantization")
+    torch.manual_seed(0)
+    model = SLM(SLMConfig(vocab_size=64, context_length=32, d_model=32, n_layers=1, n_heads=2, d_ff=64)).eval()
+    prompt = torch.tensor([[1, 2, 3, 4]])
+    eager = generate(model, prompt, 6)[0, 4:].tolist()
+    other = eager[:3] + [(eager[3] + 1) % 64] + eager[4:]
+    with torch.no_grad():
+        logits = model(torch.cat([prompt, torch.tensor([eager[:3]])], dim=1))[0, -1]
+    gap = float(logits.topk(2).values[0] - logits.topk(2).values[1])
+    assert bench.where_tokens_part(model, prompt, eager, other) == f"from 4 (gap {gap:.2f})"
+    assert bench.where_tokens_part(model, prompt, eager, [eager[0] + 1] + eager[1:]).startswith("from 1 (")
