@@ -228,13 +228,10 @@ class FusedKernelCall(nn.Module):
         self.group_size = getattr(layers[0], "group_size", None)
         if isinstance(layers[0], Int8Linear):
             stacked, scales = torch.cat([layer.q for layer in layers]), torch.cat([layer.kernel_scale for layer in layers])
-            scales32 = torch.cat([layer.scale for layer in layers])
-            for layer, part, scale, scale32 in zip(layers, stacked.split(self.widths), scales.split(self.widths),
-                                                   scales32.split(self.widths)):
-                layer.q, layer.kernel_scale, layer.scale = part, scale, scale32  # views of the stacked rows: stored once
+            for layer, part, scale in zip(layers, stacked.split(self.widths), scales.split(self.widths)):
+                layer.q, layer.kernel_scale = part, scale  # views of the stacked rows: stored once
             self.register_buffer("q", stacked, persistent=False)
             self.register_buffer("kernel_scale", scales, persistent=False)
-            self.register_buffer("scale", scales32, persistent=False)
         else:  # the int4 kernel's packing keeps output rows apart, so stacking packed rows = packing stacked rows
             stacked = torch.cat([layer.kernel_weight for layer in layers])
             for layer, part in zip(layers, stacked.split(self.widths)):
@@ -254,7 +251,8 @@ class FusedKernelCall(nn.Module):
         if not _kernel_takes(self, x):
             return tuple(layer(x) for layer in self.layers)
         if hasattr(self, "q") and torch.compiler.is_compiling():  # compiled decoding (see int8_product)
-            y = int8_product(x.reshape(-1, self.in_features), self.q, self.scale)
+            scale = torch.cat([layer.scale for layer in self.layers])  # float32; fused into the compiled loop
+            y = int8_product(x.reshape(-1, self.in_features), self.q, scale)
         elif hasattr(self, "q"):
             y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(self.kernel_scale.dtype), self.q,
                                           self.kernel_scale)
