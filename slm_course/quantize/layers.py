@@ -81,6 +81,14 @@ def int8_product(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch
     return (x.unsqueeze(-2) * q).sum(-1) * scale
 
 
+def _int8_rows(layer: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """``rows`` ``(n, in)`` float32 through ``layer``'s int8 matrix (``q``, float32 ``scale``, ``kernel_scale``):
+    :func:`int8_product` inside ``torch.compile``, else PyTorch's kernel on bfloat16 activations."""
+    if torch.compiler.is_compiling():  # compiled decoding: Inductor's own loop (see int8_product)
+        return int8_product(rows, layer.q, layer.scale)
+    return torch._weight_int8pack_mm(rows.to(layer.kernel_scale.dtype), layer.q, layer.kernel_scale)
+
+
 class Int8Linear(nn.Module):
     """``y = x Wᵀ + b`` with ``W ≈ q · scale``: ``q`` int8 ``(out, in)``, ``scale`` float32 ``(out,)``.
 
@@ -118,11 +126,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(..., in)`` float → ``(..., out)``."""
         if _kernel_takes(self, x):
-            rows = x.reshape(-1, self.in_features)
-            if torch.compiler.is_compiling():  # compiled decoding: Inductor's own loop (see int8_product)
-                return _kernel_output(int8_product(rows, self.q, self.scale), x, self)
-            scale = self.kernel_scale
-            return _kernel_output(torch._weight_int8pack_mm(rows.to(scale.dtype), self.q, scale), x, self)
+            return _kernel_output(_int8_rows(self, x.reshape(-1, self.in_features)), x, self)
         return F.linear(x, self.dequantized_weight().to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
 
     def extra_repr(self) -> str:
@@ -243,6 +247,12 @@ class FusedKernelCall(nn.Module):
             self.register_buffer("kernel_scales", scales, persistent=False)
 
     @property
+    def scale(self) -> torch.Tensor:
+        """The layers' float32 scales, stacked like their rows; built on each access (only compiled decoding reads it,
+        inside its graph), so the layers' saved scales stay their own tensors."""
+        return torch.cat([layer.scale for layer in self.layers])
+
+    @property
     def use_kernel(self) -> bool:
         """The stacked call runs only while every layer would use its kernel (turn one off: all go alone)."""
         return all(layer.use_kernel for layer in self.layers)
@@ -250,12 +260,8 @@ class FusedKernelCall(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not _kernel_takes(self, x):
             return tuple(layer(x) for layer in self.layers)
-        if hasattr(self, "q") and torch.compiler.is_compiling():  # compiled decoding (see int8_product)
-            scale = torch.cat([layer.scale for layer in self.layers])  # float32; fused into the compiled loop
-            y = int8_product(x.reshape(-1, self.in_features), self.q, scale)
-        elif hasattr(self, "q"):
-            y = torch._weight_int8pack_mm(x.reshape(-1, self.in_features).to(self.kernel_scale.dtype), self.q,
-                                          self.kernel_scale)
+        if hasattr(self, "q"):
+            y = _int8_rows(self, x.reshape(-1, self.in_features))
         else:
             y = torch._weight_int4pack_mm_for_cpu(x.reshape(-1, self.in_features).to(self.kernel_scales.dtype),
                                                   self.kernel_weight, self.group_size, self.kernel_scales)
