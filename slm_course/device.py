@@ -53,6 +53,14 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device(name)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device ``model``'s weights live on (its first parameter's; CPU for a model without any).
+
+    Code that builds token ids for a model puts them here, so the same call runs on a CPU, a GPU or a Mac."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def profile() -> str:
     """``$SLM_COURSE_PROFILE``: ``fast`` (the default: every chapter within its time budget on a
     2-core CPU) or ``full`` (train longer, for learners with time or a GPU)."""

@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from slm_course.device import model_device
 from slm_course.evaluate.scoring import encode_pair, loglikelihood_one
 
 try:  # lm-eval is pinned in requirements.txt; the class below needs it
@@ -50,6 +51,7 @@ class SLMForLMEval(LM):
         """Log-likelihood of whole texts, scored in chunks of the model's context, each token once
         (after the prefix token when there is one; without, the first token is not scored)."""
         limit = self.model.config.context_length
+        device = model_device(self.model)
         results = []
         for request in requests:
             (text,) = request.args
@@ -58,8 +60,8 @@ class SLMForLMEval(LM):
             for start in range(1, len(tokens), limit):
                 end = min(start + limit, len(tokens))
                 low = max(0, end - 1 - limit)  # as much earlier context as fits
-                logits = self.model(torch.tensor(tokens[low:end - 1])[None])[0, -(end - start):]
-                targets = torch.tensor(tokens[start:end])
+                logits = self.model(torch.tensor(tokens[low:end - 1], device=device)[None])[0, -(end - start):]
+                targets = torch.tensor(tokens[start:end], device=device)
                 total += float(F.log_softmax(logits.double(), -1).gather(-1, targets[:, None]).sum())
             results.append(total)
         return results
@@ -75,7 +77,7 @@ class SLMForLMEval(LM):
                 until = [until]
             max_new = int(kwargs.get("max_gen_toks", self.max_gen_tokens))
             ids = list(self.tokenizer.encode(context))[-(self.model.config.context_length - max_new):]
-            out = generate(self.model, torch.tensor(ids)[None], max_new, temperature=0.0)
+            out = generate(self.model, torch.tensor(ids, device=model_device(self.model))[None], max_new, temperature=0.0)
             text = self.tokenizer.decode(out[0, len(ids):].tolist())
             for stop in until:
                 if stop and stop in text:

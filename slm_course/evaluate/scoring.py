@@ -18,6 +18,8 @@ from typing import Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
+from slm_course.device import model_device
+
 
 class Tokenizer(Protocol):
     def encode(self, text: str) -> list[int]: ...
@@ -66,9 +68,10 @@ def loglikelihood_one(model: torch.nn.Module, context_ids: list[int], continuati
         raise ValueError("the continuation is empty: there is nothing to score.")
     limit = model.config.context_length
     ids = (context_ids + continuation_ids)[-(limit + 1):]
-    inputs = torch.tensor(ids[:-1])[None]
+    device = model_device(model)
+    inputs = torch.tensor(ids[:-1], device=device)[None]
     logits = model(inputs)[0, -len(continuation_ids):]
-    return _continuation_scores(logits, torch.tensor(continuation_ids))
+    return _continuation_scores(logits, torch.tensor(continuation_ids, device=device))
 
 
 @torch.no_grad()
@@ -82,16 +85,17 @@ def loglikelihood_shared(model: torch.nn.Module, context_ids: list[int], options
     if len(context_ids) + longest > model.config.context_length:  # too long to share: score one by one
         return [loglikelihood_one(model, context_ids, o) for o in options]
     cache = KVCache.for_model(model, batch_size=1, max_length=len(context_ids) + longest)
-    prefix_logits = model(torch.tensor(context_ids)[None], cache=cache)[0, -1]  # (vocab,)
+    device = model_device(model)
+    prefix_logits = model(torch.tensor(context_ids, device=device)[None], cache=cache)[0, -1]  # (vocab,)
     batch = cache.repeat_batch(len(options))
     pad = 0
-    padded = torch.tensor([o + [pad] * (longest - len(o)) for o in options])  # right padding: harmless
+    padded = torch.tensor([o + [pad] * (longest - len(o)) for o in options], device=device)  # right padding: harmless
     logits = model(padded, cache=batch)  # (k, longest, vocab)
     results = []
     for row, option in enumerate(options):
         # The first option token is predicted by the context's last position, the rest by the option's own.
         option_logits = torch.cat([prefix_logits[None], logits[row, : len(option) - 1]], dim=0)
-        results.append(_continuation_scores(option_logits, torch.tensor(option)))
+        results.append(_continuation_scores(option_logits, torch.tensor(option, device=device)))
     return results
 
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slm_course.device import model_device
+
 LABELS = ("ham", "spam")  # class 0 and class 1: spam is the "positive" class for precision and recall
 # The most-used from-scratch course's published result: GPT-2 small (124M), last block + final norm
 # + a new head trained, UCI SMS spam balanced by undersampling, 70/10/20 split.
@@ -213,7 +215,9 @@ def classification_logits(model: nn.Module, ids: torch.Tensor, attention_mask: t
     """``(B, num_classes)``: the head's output at each row's last real token (right padding).
 
     ``model`` is a whole model (``ids`` token ids) or a :class:`TopBlocks` (``ids`` its cached activations),
-    which computes its top block at the last real token only."""
+    which computes its top block at the last real token only. Both move to the model's device."""
+    device = model_device(model)
+    ids, attention_mask = ids.to(device), attention_mask.to(device)
     if isinstance(model, TopBlocks):
         return model(ids, attention_mask)
     return last_real_token(model(ids), attention_mask)
@@ -236,13 +240,15 @@ def cached_hidden(model: nn.Module, ids: torch.Tensor, n_frozen: int, *, batch_s
     """
     was_training = model.training
     model.eval()
-    out = torch.zeros(ids.shape[0], ids.shape[1], model.config.d_model)
-    lengths = attention_mask.sum(1) if attention_mask is not None else torch.full((ids.shape[0],), ids.shape[1])
+    out = torch.zeros(ids.shape[0], ids.shape[1], model.config.d_model, device=ids.device)  # where ids are
+    device = model_device(model)
+    lengths = (attention_mask.sum(1) if attention_mask is not None
+               else torch.full((ids.shape[0],), ids.shape[1], device=ids.device))
     order = torch.argsort(lengths, stable=True)  # similar lengths share a batch: little padding computed
     for start in range(0, ids.shape[0], batch_size):
         rows = order[start:start + batch_size]
         T = int(lengths[rows].max())
-        out[rows, :T] = _embed_and_run(model, ids[rows, :T], 0, n_frozen)
+        out[rows, :T] = _embed_and_run(model, ids[rows, :T].to(device), 0, n_frozen).to(out.device)
     model.train(was_training)
     return out
 
@@ -296,7 +302,7 @@ class TopBlocks(nn.Module):
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int = 2) -> torch.Tensor:
     """``(num_classes, num_classes)`` counts, row = true class, column = predicted class."""
-    counts = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    counts = torch.zeros(num_classes, num_classes, dtype=torch.long, device=predictions.device)
     counts.index_put_((labels.long(), predictions.long()), torch.ones_like(labels, dtype=torch.long), accumulate=True)
     return counts
 
@@ -320,7 +326,8 @@ def evaluate(model: nn.Module, inputs: torch.Tensor, attention_mask: torch.Tenso
     was_training = model.training
     model.eval()
     logits = torch.cat([classification_logits(model, inputs[i:i + batch_size], attention_mask[i:i + batch_size])
-                        for i in range(0, len(labels), batch_size)])
+                        for i in range(0, len(labels), batch_size)]).cpu()  # the metrics are counted on the CPU
+    labels = labels.cpu()
     model.train(was_training)
     predictions = logits.argmax(-1)
     confusion = confusion_matrix(predictions, labels, logits.shape[-1])

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from slm_course.device import model_device
 from slm_course.finetune.instruct import (
     COLOURS, FAMILIES, GENERATORS, IGNORE_INDEX, NAMES, TOWNS, Example, collate, format_alpaca,
 )
@@ -88,7 +89,11 @@ def dpo_batch(pairs: Sequence[PreferencePair], tokenizer, pad_id: int, max_lengt
 
 
 def sequence_logprobs(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """log π(answer | prompt) per row ``(B,)``: the sum of the log-probabilities of every label that is not -100."""
+    """log π(answer | prompt) per row ``(B,)``: the sum of the log-probabilities of every label that is not -100.
+
+    ``inputs`` and ``labels`` move to the model's device (a no-op when they are there already)."""
+    device = model_device(model)
+    inputs, labels = inputs.to(device), labels.to(device)
     logp = F.log_softmax(model(inputs).float(), dim=-1)  # (B, T, vocab)
     mask = labels != IGNORE_INDEX
     picked = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)

@@ -55,7 +55,7 @@ def fused_targets(teachers: Sequence[torch.nn.Module], inputs: torch.Tensor, lab
         (F.cross_entropy(lg.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none") * mask).sum(1)
         / mask.sum(1).clamp(min=1) for lg in logits])  # (K, B)
     best = ce.argmin(dim=0)  # (B,)
-    return probs[best, torch.arange(inputs.shape[0])]
+    return probs[best, torch.arange(inputs.shape[0], device=best.device)]
 
 
 def distillation_loss(student_logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,

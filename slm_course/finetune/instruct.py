@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
+from slm_course.device import model_device
 from slm_course.synthetic import ADJECTIVES, ANIMALS, NAMES, SETTINGS, distinct_n
 
 IGNORE_INDEX = -100  # label value cross-entropy skips (PyTorch's ignore_index default)
@@ -312,7 +313,7 @@ def answer(model: torch.nn.Module, tokenizer, examples: Sequence[Example],
     for i, p in enumerate(prompts):
         by_length.setdefault(len(p), []).append(i)
     for length, idxs in by_length.items():
-        idx = torch.tensor([prompts[i] for i in idxs], dtype=torch.long)
+        idx = torch.tensor([prompts[i] for i in idxs], dtype=torch.long, device=model_device(model))
         out = _greedy(model, idx, max_new_tokens, eos_id)
         for row, i in enumerate(idxs):
             new = out[row, length:].tolist()

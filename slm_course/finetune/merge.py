@@ -159,7 +159,7 @@ def ties(base: StateDict, finetuned: Sequence[StateDict], weights: Sequence[floa
 
     def one(_: str, b: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
         deltas = torch.stack([w * trim(t.float() - b.float(), d) for t, w, d in zip(tensors, weights, densities)])
-        w = torch.tensor(weights, dtype=deltas.dtype).reshape(-1, *[1] * b.dim())
+        w = torch.tensor(weights, dtype=deltas.dtype, device=deltas.device).reshape(-1, *[1] * b.dim())
         elected = torch.where(deltas.sum(dim=0) >= 0, 1.0, -1.0)  # the sign with more total mass
         agree = (deltas.sign() == elected).to(deltas.dtype)  # zeros (trimmed) never agree
         mixed = (deltas * agree).sum(dim=0)

@@ -16,6 +16,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 from torch import nn
 
+from slm_course.device import model_device
 from slm_course.generate.cache import KVCache
 from slm_course.model.surgery import store_input_major_
 from slm_course.generate.sampling import greedy, logits_to_probs, sample
@@ -49,7 +50,7 @@ _COMPILED: dict[tuple[type, str], Callable] = {}  # one torch.compile-d method p
 def _compiled_method(model: nn.Module, name: str) -> Callable[..., torch.Tensor]:
     """``type(model).<name>`` through ``torch.compile`` (made once per class), bound to ``model``."""
     compiler = [c for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c and shutil.which(c)]
-    if not compiler and next(model.parameters()).device.type == "cpu":
+    if not compiler and model_device(model).type == "cpu":
         raise RuntimeError("compile=True turns the model's blocks into C++ with torch.compile, which needs a C++ "
                            "compiler: install one (Debian: apt-get install g++), or generate without compile=True.")
     key = (type(model), name)
@@ -170,7 +171,7 @@ def generate_text(model: nn.Module, tokenizer: Tokenizer, prompt: str, max_new_t
     ids = tokenizer.encode(prompt)
     if not ids:
         raise ValueError("the prompt encodes to no tokens: give at least one character.")
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = generate(model, torch.tensor([ids], device=device), max_new_tokens, stop=stop, eos_id=eos_id,
                    tokenizer=tokenizer if stop else None, **options)
     new = out[0, len(ids):].tolist()

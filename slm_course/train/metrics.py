@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slm_course.device import model_device
+
 
 def token_batches(ids: Sequence[int] | torch.Tensor, batch_size: int, context_length: int,
                   seed: int = 0) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
@@ -59,7 +61,7 @@ def bits_per_byte(model: nn.Module, tokenizer, text: str, *, context_length: int
     T = context_length or getattr(config, "context_length", None)
     if not T:
         raise ValueError("give context_length: the model has no config.context_length.")
-    device = next(model.parameters()).device
+    device = model_device(model)
     data = torch.tensor(ids, dtype=torch.long)
     n_pred = len(ids) - 1
     starts = list(range(0, n_pred, T))

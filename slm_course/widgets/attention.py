@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from slm_course.device import model_device
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -212,7 +214,7 @@ class AttentionExplorer:
     # -- model ------------------------------------------------------------------------------
     def _attentions(self, ids: Sequence[int]) -> list[np.ndarray]:
         """Run the model on ``ids``; per layer the weights ``(H, T, T)`` of the single sequence."""
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         was_training = self.model.training
         self.model.eval()
         try:

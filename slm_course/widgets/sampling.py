@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from slm_course.device import model_device
 from slm_course.generate.sampling import apply_temperature, top_k_filter, top_p_filter
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class SamplingExplorer:
         if not ids:
             self._logits, self._note = None, "Type a prompt to see the next-token distribution."
         else:
-            device = next(self.model.parameters()).device
+            device = model_device(self.model)
             was_training = self.model.training
             self.model.eval()
             try:
