@@ -268,3 +268,27 @@ def test_hugging_face_export_from_gpu(tmp_path):
     x = ids()
     with torch.no_grad():
         torch.testing.assert_close(theirs(x).logits, cpu(x), atol=1e-4, rtol=1e-4)
+
+
+def test_ddp_on_the_gpu_matches_one_cpu_process(tmp_path):
+    """chapter 4's DistributedDataParallel script on a GPU (backend nccl, one process) makes the updates of
+    the plain loop on the CPU."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from slm_course.train import TrainConfig, train
+    from slm_course.train.ddp import synthetic_setup
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1",
+                          "-m", "slm_course.train.ddp", "--synthetic", "--steps", "3", "--lr", "3e-3",
+                          "--dump", str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    model, batches = synthetic_setup()
+    train(model, batches, TrainConfig(max_steps=3, lr=3e-3, warmup_steps=0, progress=False))
+    on_gpu = torch.load(tmp_path / "rank0.pt")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(on_gpu[name], value, rtol=1e-3, atol=1e-4)
