@@ -114,7 +114,10 @@ if _escaped:  # any escape costs the points, so the score shows it
         "partial": {"q1": SOLVED["q1"], "q2": NAIVE_SOFTMAX, "q3": NO_TRANSPOSE},
         "loops_forever": {"q1": SOLVED["q1"], "q2": "while True:\n    pass\n" + SOLVED["q2"], "q3": SOLVED["q3"]},
         "allocates": {"q1": SOLVED["q1"],
-                      "q2": "import torch\nblocks = []\nwhile True:\n    blocks.append(torch.ones(2 ** 24))\n",
+                      # Plain bytes in 128 MB steps, each filled so every page counts: past the memory limit in
+                      # a dozen steps. (Once, on a loaded CI machine, 64 MB torch.ones steps were still under the
+                      # limit when the 10 s cell limit came, and the row said "time limit".)
+                      "q2": "blocks = []\nwhile True:\n    blocks.append(b'x' * 2 ** 27)\n",
                       "q3": SOLVED["q3"]},
         "sys_exit": {"q1": SOLVED["q1"], "q2": SOLVED["q2"] + "\nimport sys\nsys.exit(3)\n", "q3": SOLVED["q3"]},
         "os_exit": {"q1": SOLVED["q1"], "q2": "import os\nos._exit(1)\n", "q3": SOLVED["q3"]},
