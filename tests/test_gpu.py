@@ -46,6 +46,16 @@ def ids(n=2, t=20, seed=1, vocab=101):
     return torch.randint(0, vocab, (n, t), generator=torch.Generator().manual_seed(seed))
 
 
+class Chars:
+    """A character tokenizer over the tiny models' 101 ids (which text comes back does not matter here)."""
+
+    def encode(self, text):
+        return [ord(c) % 101 for c in text]
+
+    def decode(self, ids):
+        return "".join(chr(32 + i % 90) for i in ids)
+
+
 def test_device_choice_and_report():
     from slm_course.deploy.hardware import fast_precisions, hardware_report, matmul_gflops
     from slm_course.device import environment_report, model_device, pick_device
@@ -79,13 +89,6 @@ def test_generate_with_cache_matches_cpu_and_no_cache():
     assert torch.equal(on_gpu.cpu(), generate(cpu, prompt, 20))
     sampled = [generate(gpu, prompt.to(CUDA), 12, temperature=0.9, top_k=20, seed=3) for _ in range(2)]
     assert torch.equal(*sampled)  # the seed's own generator lives on the GPU
-
-    class Chars:
-        def encode(self, text):
-            return [ord(c) % 101 for c in text]
-
-        def decode(self, ids):
-            return "".join(chr(32 + i % 90) for i in ids)
 
     assert generate_text(gpu, Chars(), "hello", 8) == generate_text(cpu, Chars(), "hello", 8)
 
@@ -214,13 +217,6 @@ def test_preference_and_instruction_helpers_on_gpu():
     assert preference_accuracy(gpu, reference, (inputs, labels)).loss.device.type == "cuda"
     fused = fused_targets([gpu, reference], inputs.to(CUDA), labels.to(CUDA), method="min_ce")
     assert fused.shape == (4, 12, 101) and fused.device.type == "cuda"
-
-    class Chars:
-        def encode(self, text):
-            return [ord(c) % 101 for c in text]
-
-        def decode(self, ids):
-            return "".join(chr(97 + i % 26) for i in ids)
 
     examples = generate_examples(3, seed=0)
     long_cpu, long_gpu = pair({**LLAMA, "context_length": 320})  # room for the Alpaca prompts

@@ -69,6 +69,7 @@ class SLMForLMEval(LM):
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         from slm_course.generate import generate
 
+        device = model_device(self.model)
         outputs = []
         for request in requests:
             context, kwargs = request.args
@@ -77,7 +78,7 @@ class SLMForLMEval(LM):
                 until = [until]
             max_new = int(kwargs.get("max_gen_toks", self.max_gen_tokens))
             ids = list(self.tokenizer.encode(context))[-(self.model.config.context_length - max_new):]
-            out = generate(self.model, torch.tensor(ids, device=model_device(self.model))[None], max_new, temperature=0.0)
+            out = generate(self.model, torch.tensor(ids, device=device)[None], max_new, temperature=0.0)
             text = self.tokenizer.decode(out[0, len(ids):].tolist())
             for stop in until:
                 if stop and stop in text:
