@@ -62,7 +62,7 @@ assets-test: $(STAMP) $(SERVE_STAMP) $(DEV_STAMP)
 	$(TEST_ENV) $(VENV)/bin/slm-course build-shared
 
 test: assets-test
-	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 execute: assets-test
 	for nb in $(NOTEBOOKS); do \

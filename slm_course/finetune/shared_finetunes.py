@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from slm_course.paths import atomic_write_text, models_dir, publish_folder
+from slm_course.paths import atomic_write_text, cache_is_intact, models_dir, publish_folder
 
 FORMAT = "slm-course-instruct-finetunes-1"
 NAMES = ("sft", "a", "b")
@@ -58,7 +58,8 @@ def build_instruct_finetunes(progress: bool = False) -> Path:
     """Train and cache the three models unless a copy from the same recipe is there; return the folder.
 
     Everything is written into a staging folder beside the target and renamed into place at the end, so an
-    interrupted build leaves no half-written cache (the next call starts again)."""
+    interrupted build leaves no half-written cache (the next call starts again); a copy whose files fail the
+    checksums recorded when it was built is rebuilt, with a one-line note."""
     import copy
 
     from slm_course.device import set_seed
@@ -68,7 +69,7 @@ def build_instruct_finetunes(progress: bool = False) -> Path:
     from slm_course.train.pretrained import tiny_pretrained
 
     target = instruct_finetunes_dir()
-    if _cached(target) is not None:
+    if _cached(target) is not None and cache_is_intact(target, "chapter 8 finetunes"):
         return target
     r = finetunes_recipe()
     tokenizer = course_bpe()

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from slm_course.model import SLM, SLMConfig
-from slm_course.paths import atomic_write_text, models_dir, publish_folder
+from slm_course.paths import atomic_write_text, cache_is_intact, models_dir, publish_folder
 
 FORMAT = "slm-course-tiny-pretrained-1"
 
@@ -59,7 +59,9 @@ def _cached(folder: Path) -> dict[str, Any] | None:
 
 
 def build_tiny_pretrained(progress: bool = False) -> Path:
-    """Train and cache the model unless a copy from the same recipe is there; return the folder."""
+    """Train and cache the model unless an intact copy from the same recipe is there; return the folder.
+
+    A copy whose files fail the checksums recorded when it was built is rebuilt, with a one-line note."""
     from safetensors.torch import save_file
 
     from slm_course.data import shakespeare_splits
@@ -70,7 +72,7 @@ def build_tiny_pretrained(progress: bool = False) -> Path:
     from slm_course.train.metrics import bits_per_byte, token_batches
 
     target = tiny_pretrained_dir()
-    if _cached(target) is not None:
+    if _cached(target) is not None and cache_is_intact(target, "tiny pretrained model"):
         return target
     r = recipe()
     tokenizer = course_bpe()

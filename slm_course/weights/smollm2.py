@@ -3,26 +3,25 @@
 The course asset ``smollm2-gguf`` is the Q4_1 GGUF file. The first call dequantizes it with
 :func:`~slm_course.weights.gguf_load.load_gguf` and caches the float32 weights as safetensors, the
 config and the tokenizer as JSON, under ``$SLM_COURSE_HOME/models/smollm2-135m-instruct/`` (written
-in a staging folder, then renamed, so a reader never sees half a cache). Later calls read the cache.
+in a staging folder, then renamed, so a reader never sees half a cache, with every file's size and sha256
+recorded beside them). Later calls check those and read the cache; a damaged cache is rebuilt.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
 from slm_course.model.config import SLMConfig
 from slm_course.model.slm import SLM
-from slm_course.paths import atomic_write_text, models_dir
+from slm_course.paths import atomic_write_text, cache_is_intact, models_dir, publish_folder
 from slm_course.weights.tokenizer import GGUFTokenizer
 
 ASSET = "smollm2-gguf"
 KEY = "smollm2-135m-instruct"
-FORMAT = "slm-course-smollm2/1"  # bump when the cache layout changes
+FORMAT = "slm-course-smollm2/2"  # bump when the cache layout changes (2: the tokenizer keeps its pre-tokenizer type)
 
 
 def smollm2_gguf_path() -> Path:
@@ -37,20 +36,29 @@ def smollm2_dir() -> Path:
     return models_dir() / KEY
 
 
+def _cached(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("format") == FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def build_smollm2() -> Path:
-    """Dequantize the GGUF file into the cache (once); return the cache folder."""
+    """Dequantize the GGUF file into the cache (once); return the cache folder.
+
+    A cache of another layout, or one whose files fail the checksums recorded when it was written (a flipped
+    byte, half a file), is rebuilt from the asset, with a one-line note on stderr."""
     from safetensors.torch import save_file
 
     from slm_course.weights.gguf_load import load_gguf
 
     target = smollm2_dir()
-    if (target / "meta.json").is_file():
+    if _cached(target) and cache_is_intact(target, "float32 SmolLM2"):
         return target
     model, info = load_gguf(smollm2_gguf_path())
     tokenizer = GGUFTokenizer.from_metadata(info["meta"])
-    staging = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    staging.mkdir(parents=True)
-    try:
+
+    def fill(staging: Path) -> None:
         weights = {k: v.contiguous() for k, v in model.state_dict().items()
                    if not (k == "lm_head.weight" and model.config.tie_embeddings)}  # tied: stored once
         save_file(weights, str(staging / "model.safetensors"))
@@ -59,14 +67,8 @@ def build_smollm2() -> Path:
         atomic_write_text(staging / "meta.json", json.dumps(
             {"format": FORMAT, "source": smollm2_gguf_path().name, "tensor_types": info["tensor_types"],
              "metadata": {k: v for k, v in info["metadata"].items() if k != "tokenizer.chat_template"}}, indent=1))
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished first: keep theirs
-            if not (target / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    return publish_folder(target, fill, _cached)
 
 
 def load_smollm2_cache(folder: str | os.PathLike) -> tuple[SLM, GGUFTokenizer]:

@@ -7,9 +7,15 @@ the BOS/EOS ids, ``tokenizer.ggml.add_bos_token`` and ``tokenizer.chat_template`
 
 Encoding is chapter 1's byte-level BPE with one difference: the merge order is given by the
 *merge list* (pair → rank), as in Hugging Face's BPE, rather than by token id as in tiktoken. Control
-tokens written in the text stay whole; the rest is cut with GPT-2's regex (what ``transformers``
-uses for this file's ``"smollm"`` pre-tokenizer) and merged within each chunk. The ids equal
-``transformers``' conversion of the same file's tokenizer (tests/weights/test_tokenizer.py).
+tokens written in the text stay whole; the rest is cut into chunks and merged within each chunk.
+
+How the text is cut is the file's ``tokenizer.ggml.pre``. SmolLM2's says ``"smollm"``: its original
+tokenizer first isolates every digit (Hugging Face's ``Digits(individual_digits=True)``), then cuts each
+stretch between digits with GPT-2's regex. llama.cpp does the same for this type. The difference shows
+only where whitespace stands right before a digit: ``"a  1"`` is ``a``, ``"  "``, ``1`` (a two-space token),
+where GPT-2's regex alone gives ``a``, ``" "``, ``" 1"`` and then three ids. ``transformers``' conversion of
+the GGUF file uses GPT-2's regex alone, so the course equals it everywhere except there, and equals
+llama.cpp there too (tests/weights/test_smollm2_asset.py, tests/test_deploy.py).
 """
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ from slm_course.tokenizers.base import GPT2_SPLIT_PATTERN, bytes_to_unicode, pri
 
 CONTROL = 3  # tokenizer.ggml.token_type of a control (special) token
 USER_DEFINED = 4  # a token matched whole in the text, but not special
+# tokenizer.ggml.pre values whose digits are cut out one by one before GPT-2's regex (llama.cpp's list)
+DIGITS_FIRST = frozenset({"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"})
+_DIGIT = regex.compile(r"(\p{N})")
 
 
 def pair_merge(word: Sequence[str], merge_ranks: dict[tuple[str, str], int]) -> list[str]:
@@ -46,12 +55,13 @@ class GGUFTokenizer:
     Attributes: ``tokens`` (id → printable token), ``ids`` (printable token → id), ``merge_ranks``
     (pair → priority), ``specials`` (control tokens matched whole in the text), ``bos_id``, ``eos_id``,
     ``add_bos`` (the file's ``add_bos_token``: SmolLM2 says False, so ``encode`` adds no BOS),
-    ``chat_template`` (Jinja source or None).
+    ``chat_template`` (Jinja source or None), ``pre`` (the file's pre-tokenizer type: ``"smollm"``
+    isolates each digit before GPT-2's regex; None or another type uses GPT-2's regex alone).
     """
 
     def __init__(self, tokens: Sequence[str], merges: Sequence[str], token_types: Sequence[int] = (),
                  bos_id: int | None = None, eos_id: int | None = None, add_bos: bool = False,
-                 chat_template: str | None = None) -> None:
+                 chat_template: str | None = None, pre: str | None = None) -> None:
         self.tokens = list(tokens)
         self.ids = {t: i for i, t in enumerate(self.tokens)}
         self.merge_ranks = {tuple(m.split(" ", 1)): r for r, m in enumerate(merges)}
@@ -62,6 +72,8 @@ class GGUFTokenizer:
                          if k in (CONTROL, USER_DEFINED) and set(t) <= alphabet}
         self.bos_id, self.eos_id, self.add_bos = bos_id, eos_id, bool(add_bos)
         self.chat_template = chat_template
+        self.pre = pre
+        self._digits_first = pre in DIGITS_FIRST
         self._byte_char = bytes_to_unicode()
         self._split = regex.compile(GPT2_SPLIT_PATTERN)
         by_length = sorted(self.specials, key=len, reverse=True)  # longest first, so a longer special wins
@@ -77,14 +89,14 @@ class GGUFTokenizer:
         return cls(meta["tokenizer.ggml.tokens"], meta.get("tokenizer.ggml.merges", []),
                    meta.get("tokenizer.ggml.token_type", []), meta.get("tokenizer.ggml.bos_token_id"),
                    meta.get("tokenizer.ggml.eos_token_id"), meta.get("tokenizer.ggml.add_bos_token", False),
-                   meta.get("tokenizer.chat_template"))
+                   meta.get("tokenizer.chat_template"), meta.get("tokenizer.ggml.pre"))
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the tokenizer (saved beside the cached model)."""
         merges = [f"{a} {b}" for (a, b), _ in sorted(self.merge_ranks.items(), key=lambda kv: kv[1])]
         types = [CONTROL if i in self.specials.values() else 1 for i in range(len(self.tokens))]
         return {"tokens": self.tokens, "merges": merges, "token_types": types, "bos_id": self.bos_id,
-                "eos_id": self.eos_id, "add_bos": self.add_bos, "chat_template": self.chat_template}
+                "eos_id": self.eos_id, "add_bos": self.add_bos, "chat_template": self.chat_template, "pre": self.pre}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GGUFTokenizer":
@@ -111,10 +123,22 @@ class GGUFTokenizer:
                 self._cache[chunk] = cached
         return cached
 
+    def chunks(self, text: str) -> list[str]:
+        """The pre-tokenizer's chunks of ``text`` (BPE merges never cross them): ``"a  1"`` → ``["a", "  ", "1"]``."""
+        if not self._digits_first:
+            return self._split.findall(text)
+        out: list[str] = []
+        for k, piece in enumerate(_DIGIT.split(text)):
+            if k % 2:  # a digit, alone
+                out.append(piece)
+            elif piece:
+                out.extend(self._split.findall(piece))
+        return out
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text`` with no special-token matching and no BOS."""
         ids: list[int] = []
-        for chunk in self._split.findall(text):
+        for chunk in self.chunks(text):
             ids.extend(self._encode_chunk(chunk))
         return ids
 

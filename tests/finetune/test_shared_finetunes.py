@@ -64,3 +64,18 @@ def test_an_interrupted_build_leaves_nothing_behind(short, monkeypatch, tmp_path
     assert list(tmp_path.iterdir()) == []  # no cache, no staging folder
     monkeypatch.setattr(io, "save_model", real_save)
     assert S._cached(S.build_instruct_finetunes()) is not None
+
+
+def test_a_damaged_cache_is_rebuilt_with_a_note(short, capsys):
+    folder = S.build_instruct_finetunes()
+    before = S.instruct_finetunes()["a"].state_dict()
+    weights = folder / "a" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x40  # one flipped bit inside the last tensor's bytes
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    after = S.instruct_finetunes()["a"].state_dict()
+    note = capsys.readouterr().err
+    assert "the cached chapter 8 finetunes" in note and "a/model.safetensors has changed" in note
+    assert all(torch.equal(before[k], after[k]) for k in before)  # rebuilt deterministically, not the flipped copy
+    assert "Rebuilding" not in (S.build_instruct_finetunes() and capsys.readouterr().err)  # and intact again
