@@ -15,7 +15,7 @@ import warnings
 from collections import defaultdict
 from typing import NamedTuple
 
-from tqdm.auto import tqdm
+from slm_course.progress import progress_bar
 
 
 class Merge(NamedTuple):
@@ -88,7 +88,7 @@ def learn_merges(
     heapq.heapify(heap)
 
     merges: list[Merge] = []
-    bar = tqdm(total=n_tokens - len(tokens), desc="BPE merges", disable=not progress)
+    bar = progress_bar(total=n_tokens - len(tokens), desc="BPE merges", disable=not progress)
     while len(tokens) < n_tokens:
         best = None
         while heap:
