@@ -193,8 +193,9 @@ def main() -> None:
                 continue
             same = "True" if compiled_tokens == tokens else where_tokens_part(variants[name], prompt, tokens, compiled_tokens)
             print(f"{name:24} {compiled[name]:7.1f} {compiled[name] / speed:8.2f} {same:>18} {seconds:12.1f}")
-        print("(Compiled, Int8Linear multiplies with float32 activations (int8_product); eager, PyTorch's int8 kernel rounds "
-              "them and its outputs to bfloat16, so eager logits can tie exactly and greedy tokens part there.)")
+        print("(Eager, PyTorch's int8 kernel rounds activations and outputs to bfloat16; compiled, Int8Linear does too where it "
+              "keeps the kernel, and multiplies float32 activations with AVX-512 code (int8_product). Logits that tie "
+              "exactly can then part greedy tokens.)")
         # The library reference at its own fastest: quantize_dynamic's layers break torch.compile's graph at every
         # call (dynamo then recompiles per block and gives up), so compiled it may well be slower than eager.
         reference = max(speeds["int8 quantize_dynamic"], compiled.get("int8 quantize_dynamic", 0.0))
