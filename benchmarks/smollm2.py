@@ -59,7 +59,7 @@ def read_bandwidth(megabytes: int = 1024, repeats: int = 5) -> float:
 
 def matvec_ceiling(model: torch.nn.Module, repeats: int = 5) -> float:
     """Tokens/s if a token cost nothing but its matrix-vector products: every ``nn.Linear`` of ``model``
-    (as ``generate`` stores them, input-major) applied to one row, with no other work; best of ``repeats``.
+    (read input-major, as ``generate`` reads them) applied to one row, with no other work; best of ``repeats``.
     It is the most any float32 PyTorch decoder of this model could reach on this machine."""
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     rows = {m: torch.randn(1, m.in_features) for m in linears}
@@ -68,7 +68,9 @@ def matvec_ceiling(model: torch.nn.Module, repeats: int = 5) -> float:
         for m in linears:
             m(rows[m])
 
-    with torch.no_grad():
+    from slm_course.model.surgery import input_major_weights
+
+    with torch.no_grad(), input_major_weights(model):
         one_token()
         return 1 / min(_timed(one_token) for _ in range(repeats))
 

@@ -305,6 +305,38 @@ def test_compiled_decoding_gives_the_eager_tokens_and_logits(monkeypatch):
     assert generate(model, idx, 1, compile=True).shape == (2, 7)  # one token: the prefill alone, nothing compiled
 
 
+@pytest.mark.slow
+def test_alternating_compiled_models_never_recompiles(monkeypatch):
+    # Chapter 10 decodes fp32, int8 and int4 models side by side, and learners re-run cells: each model structure
+    # has its own compiled code, so switching back finds it without compiling. With dynamo allowed one graph per
+    # compiled function, code shared between the models (one per class) would have to fall back to eager for
+    # the second model: it would compile nothing there, and this test would fail at its first switch.
+    from torch._dynamo.utils import counters
+
+    from slm_course.generate import decode as decode_module
+    from slm_course.generate import model_structure
+    from slm_course.quantize import quantize_model
+
+    monkeypatch.setattr(decode_module, "_COMPILED", {})  # nothing compiled yet, whatever ran before
+    with torch._dynamo.config.patch(recompile_limit=1):
+        fp32, int8 = small(LLAMA_STYLE, context=40), small(LLAMA_STYLE, context=40, seed=1)
+        quantize_model(int8, 8)
+        assert model_structure(fp32) != model_structure(int8)
+        idx = torch.randint(0, 101, (1, 5), generator=torch.Generator().manual_seed(4))
+        eager = {id(m): generate(m, idx, 6) for m in (fp32, int8)}
+        compiled_graphs = []
+        for m in (fp32, int8, fp32, int8):
+            before = counters["stats"]["unique_graphs"]
+            assert torch.equal(generate(m, idx, 6, compile=True), eager[id(m)])
+            compiled_graphs.append(counters["stats"]["unique_graphs"] - before)
+        assert compiled_graphs[0] > 0 and compiled_graphs[1] > 0  # the first of each compiles its own blocks and head
+        assert compiled_graphs[2:] == [0, 0]  # switching back compiles nothing
+        rebuilt = small(LLAMA_STYLE, context=40, seed=2)  # same structure, other weights: the same code serves
+        before = counters["stats"]["unique_graphs"]
+        assert torch.equal(generate(rebuilt, idx, 6, compile=True), generate(rebuilt, idx, 6))
+        assert counters["stats"]["unique_graphs"] == before
+
+
 def test_compiled_decoding_without_a_compiler_says_what_to_install(monkeypatch):
     from slm_course.generate import decode as decode_module
 

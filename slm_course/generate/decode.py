@@ -9,8 +9,10 @@ token-for-token equal to running the whole sequence through the model at every s
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
+import types
 from typing import Callable, Protocol, Sequence
 
 import torch
@@ -18,7 +20,7 @@ from torch import nn
 
 from slm_course.device import model_device
 from slm_course.generate.cache import KVCache
-from slm_course.model.surgery import store_input_major_
+from slm_course.model.surgery import input_major_weights
 from slm_course.generate.sampling import greedy, logits_to_probs, sample
 
 
@@ -44,18 +46,38 @@ def decode_one_token(model: nn.Module, token: torch.Tensor, cache: KVCache, *, r
     return model(token, cache=cache, **stand_ins)[:, -1]
 
 
-_COMPILED: dict[tuple[type, str], Callable] = {}  # one torch.compile-d method per model class (graphs cached inside)
+# one torch.compile-d copy of a method per model structure (see _compiled_method); its graphs are cached inside
+_COMPILED: dict[tuple, Callable] = {}
+
+
+def model_structure(model: nn.Module) -> tuple:
+    """What the compiled decode code of ``model`` depends on, as a hashable key: its class and configuration, each
+    submodule's name and class, each parameter's and buffer's name, shape, strides, dtype and device. Two models
+    with the same key (a model and its reloaded copy, say) run the same compiled code; models that differ (fp32,
+    int8 and int4 versions of one model) get their own."""
+    tensors = itertools.chain(model.named_parameters(), model.named_buffers())
+    return (type(model), repr(getattr(model, "config", None)),
+            tuple((name, type(module)) for name, module in model.named_modules()),
+            tuple((name, tuple(t.shape), t.stride(), t.dtype, t.device.type) for name, t in tensors))
+
+
+def _own_copy(function: Callable) -> Callable:
+    """``function`` with a code object of its own. Dynamo keeps compiled graphs, and its limit on how many, per
+    code object: a copy per model structure keeps each structure's graphs apart, so switching between models
+    finds its graph at once and never recompiles, and one model's variants cannot use up another's limit."""
+    return types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
 
 
 def _compiled_method(model: nn.Module, name: str) -> Callable[..., torch.Tensor]:
-    """``type(model).<name>`` through ``torch.compile`` (made once per class), bound to ``model``."""
+    """``type(model).<name>`` through ``torch.compile`` (made once per model structure), bound to ``model``."""
     compiler = [c for c in (os.environ.get("CXX"), "g++", "c++", "clang++") if c and shutil.which(c)]
     if not compiler and model_device(model).type == "cpu":
         raise RuntimeError("compile=True turns the model's blocks into C++ with torch.compile, which needs a C++ "
                            "compiler: install one (Debian: apt-get install g++), or generate without compile=True.")
-    key = (type(model), name)
+    key = (name, model_structure(model))
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(getattr(type(model), name), dynamic=True)
+        _COMPILED[key] = torch.compile(_own_copy(getattr(type(model), name)), dynamic=True)
     return functools.partial(_COMPILED[key], model)
 
 
@@ -68,10 +90,13 @@ def compiled_blocks(model: nn.Module) -> Callable[..., torch.Tensor]:
     small element-wise operations, so a step makes a few hundred calls instead of about fourteen hundred (SmolLM2;
     checking that the compiled code still fits the model, dynamo's guards, costs about 2 ms of a step). The first
     step compiles (tens of seconds on 2 cores for SmolLM2; cached afterwards, also across ``generate`` calls);
-    the cache length is a symbolic size, so later steps reuse the same code. The results equal the eager
+    the cache length is a symbolic size, so later steps reuse the same code. The compiled code is kept per model
+    structure (:func:`model_structure`): alternating between models (fp32, int8, int4) never recompiles, and a
+    reloaded or rebuilt model of the same structure reuses its code. The results equal the eager
     blocks' up to float rounding (fused arithmetic rounds in another order); greedy tokens agree (tested).
-    Needs a C++ compiler on a CPU (``torch.compile``'s CPU backend builds C++). Quantized layers compile to their
-    own loops there (:func:`slm_course.quantize.layers.int8_product`).
+    Needs a C++ compiler on a CPU (``torch.compile``'s CPU backend builds C++). Int4 layers keep PyTorch's int4
+    kernel inside the graph; int8 layers compile to Inductor's own loop with AVX-512 code and keep PyTorch's int8
+    kernel elsewhere (:func:`slm_course.quantize.compiled_int8_uses_loop` says which, and why).
     """
     return _compiled_method(model, "run_blocks")
 
@@ -79,7 +104,7 @@ def compiled_blocks(model: nn.Module) -> Callable[..., torch.Tensor]:
 def compiled_head(model: nn.Module) -> Callable[..., torch.Tensor]:
     """``model.output_logits`` (the final norm and the output layer) compiled by ``torch.compile``, for one-token
     decode steps beside :func:`compiled_blocks`. SmolLM2's output layer is its largest matrix (49,152 × 576, a
-    fifth of the weights): an int8 one reads faster compiled (see ``int8_product``)."""
+    fifth of the weights): with AVX-512 code an int8 one reads faster compiled (see ``int8_product``)."""
     return _compiled_method(model, "output_logits")
 
 
@@ -111,9 +136,10 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
     (the tokens stay; :func:`generate_text` cuts the text at the stop string).
     Past the model's context the cache is full: the remaining steps rerun the last
     ``context_length`` tokens without it, exactly as ``use_cache=False`` does throughout.
-    Before decoding, the model's linear weights are stored input-major
-    (:func:`slm_course.model.surgery.store_input_major_`: same values and shapes, a faster layout for
-    one-token steps on a CPU); they stay so afterwards. ``compile=True`` runs the one-token steps through
+    The decoding reads input-major copies of the model's float32 linear weights
+    (:func:`slm_course.model.surgery.input_major_weights`: same values and shapes, a faster layout for one-token
+    steps on a CPU, kept for later calls); the model itself is left as it was found: same tensors, strides and
+    values (its ``state_dict()`` unchanged), also when generation fails. ``compile=True`` runs the one-token steps through
     :func:`compiled_blocks` and :func:`compiled_head` (chapter 10: the first call compiles, for tens of seconds; the
     prompt's pass stays eager).
     """
@@ -124,41 +150,46 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, *, temper
         raise ValueError("stop strings need the tokenizer that decodes the tokens: pass tokenizer=...")
     was_training = model.training
     model.eval()
-    device = idx.device
     generator = None
     if seed is not None:
-        generator = torch.Generator(device=device).manual_seed(int(seed))
-    context = model.config.context_length
-    out = idx.long()
-    prompt_length = out.shape[1]
+        generator = torch.Generator(device=idx.device).manual_seed(int(seed))
+    try:
+        with input_major_weights(model):  # one-row matrix products read (in, out) weights faster on a CPU
+            return _decode(model, idx.long(), max_new_tokens, temperature, top_k, top_p, eos_id, generator,
+                           use_cache, stop, tokenizer, compile)
+    finally:
+        model.train(was_training)
+
+
+def _decode(model: nn.Module, out: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+            top_p: float | None, eos_id: int | None, generator: torch.Generator | None, use_cache: bool,
+            stop: Sequence[str] | None, tokenizer: Tokenizer | None, compile: bool) -> torch.Tensor:
+    """:func:`generate`'s loop on ``out`` ``(B, T)`` int64: the prefill, then one token at a time."""
+    device, context, prompt_length = out.device, model.config.context_length, out.shape[1]
     done = torch.zeros(out.shape[0], dtype=torch.bool, device=device)
-    store_input_major_(model)  # one-row matrix products read (in, out) weights faster on a CPU; values unchanged
     compiled = compile and use_cache and max_new_tokens > 1
     run_blocks, run_head = (compiled_blocks(model), compiled_head(model)) if compiled else (None, None)
     # The cache holds what this call can reach (prompt + new tokens, at most the context): SmolLM2's full 8,192
     # positions would be 380 MB of zeros written for every call.
     cache = (KVCache.for_model(model, out.shape[0], min(context, prompt_length + max_new_tokens))
              if use_cache and max_new_tokens else None)
-    try:
-        for step in range(max_new_tokens):
-            if cache is not None and cache.length < cache.max_length:
-                logits = (prefill(model, out, cache) if step == 0
-                          else decode_one_token(model, out[:, -1:], cache, run_blocks=run_blocks, run_head=run_head))
-            else:  # no cache (or it is full): the whole window again
-                logits = model(out[:, -context:])[:, -1]
-            token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
-            if eos_id is not None:
-                token = token.masked_fill(done[:, None], eos_id)
-                done = done | (token[:, 0] == eos_id)
-            out = torch.cat([out, token], dim=1)
-            if stop:
-                for row in range(out.shape[0]):
-                    if not done[row] and any(s in tokenizer.decode(out[row, prompt_length:].tolist()) for s in stop):
-                        done[row] = True
-            if bool(done.all()):
-                break
-    finally:
-        model.train(was_training)
+    for step in range(max_new_tokens):
+        if cache is not None and cache.length < cache.max_length:
+            logits = (prefill(model, out, cache) if step == 0
+                      else decode_one_token(model, out[:, -1:], cache, run_blocks=run_blocks, run_head=run_head))
+        else:  # no cache (or it is full): the whole window again
+            logits = model(out[:, -context:])[:, -1]
+        token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+        if eos_id is not None:
+            token = token.masked_fill(done[:, None], eos_id)
+            done = done | (token[:, 0] == eos_id)
+        out = torch.cat([out, token], dim=1)
+        if stop:
+            for row in range(out.shape[0]):
+                if not done[row] and any(s in tokenizer.decode(out[row, prompt_length:].tolist()) for s in stop):
+                    done[row] = True
+        if bool(done.all()):
+            break
     return out
 
 
@@ -199,7 +230,7 @@ def decode_speed(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, rep
     if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 2:
         raise ValueError(f"decode_speed times the steps after the first: new_tokens must be 2 or more, got {new_tokens!r}.")
     full = first = float("inf")
-    generate(model, prompt, 3, compile=compile)  # warm up (store the weights input-major; compile decode steps)
+    generate(model, prompt, 3, compile=compile)  # warm up (make the input-major copies; compile decode steps)
     for _ in range(repeats):
         start = time.perf_counter()
         out = generate(model, prompt, new_tokens, compile=compile)

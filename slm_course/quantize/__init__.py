@@ -34,6 +34,7 @@ from slm_course.quantize.layers import (
     Int4Linear,
     Int8Linear,
     QuantizedEmbedding,
+    compiled_int8_uses_loop,
     fuse_kernel_calls,
     int4_kernel_available,
     int8_kernel_available,
@@ -56,6 +57,6 @@ __all__ = [
     "unpack_int4", "reconstruction_error", "BLOCK", "BYTES_PER_BLOCK", "quantize_q8_0", "quantize_q4_0",
     "quantize_q4_1", "quantize_block", "q8_0_block", "round_half_away", "Int8Linear", "Int4Linear",
     "FusedKernelCall", "fuse_kernel_calls", "QuantizedEmbedding", "quantize_model", "weight_bytes", "memory_bytes_in_use", "int8_kernel_available",
-    "int4_kernel_available", "mean_nll", "perplexity", "fake_quantize", "straight_through", "FakeQuantLinear",
+    "compiled_int8_uses_loop", "int4_kernel_available", "mean_nll", "perplexity", "fake_quantize", "straight_through", "FakeQuantLinear",
     "FakeQuantEmbedding", "prepare_qat", "convert_qat",
 ]

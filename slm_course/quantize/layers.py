@@ -72,19 +72,39 @@ def int8_product(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch
     """``x Wᵀ`` for ``W = q · scale`` written as a multiply and a sum: ``x`` ``(rows, in)`` float32, ``q``
     ``(out, in)`` int8, ``scale`` ``(out,)`` float32 → ``(rows, out)`` float32.
 
-    What :class:`Int8Linear` computes inside ``torch.compile`` (compiled decoding, ``generate(compile=True)``).
+    What :class:`Int8Linear` computes inside ``torch.compile`` where :func:`compiled_int8_uses_loop` says so.
     Eager, it would build a float copy of the weight; compiled, Inductor turns it into one loop per output row
-    that reads the int8 weights straight from memory, widens them in registers and accumulates in float32. Streaming
-    weights that are not in the cache, that loop reads them faster than ``torch._weight_int8pack_mm`` does (course
-    machine, 2 threads: 14 against 10 GB/s on a 576 → 3072 layer, 21 against 10 on SmolLM2's 576 → 49152 output
-    layer), and the activations stay float32 (no bfloat16 rounding)."""
+    that reads the int8 weights straight from memory, widens them in registers and accumulates in float32, and
+    the activations stay float32 (no bfloat16 rounding)."""
     return (x.unsqueeze(-2) * q).sum(-1) * scale
+
+
+def compiled_int8_uses_loop() -> bool:
+    """Whether compiled decoding multiplies int8 layers with :func:`int8_product` (Inductor's own loop) rather than
+    PyTorch's int8 kernel inside the compiled graph. Decided once, from ``torch.backends.cpu.get_cpu_capability()``:
+    the loop only with AVX-512 code.
+
+    Why: Inductor's loop loads the int8 weights as many at a time as its float lanes (8 with AVX2, 16 with
+    AVX-512) through ``at::vec::Vectorized<int8_t>::loadu(ptr, count)``. PyTorch's AVX-512 vector code has a fast
+    path for a 16-byte load; its AVX2 code has none for any count: every 8 weights go through a small buffer
+    (filled, copied into, loaded back), so the loop runs several times slower than the kernel there (course
+    machine, AVX2, one thread, 576 → 1536 layer, one row: loop 1.6-2.2 ms, kernel 0.1-0.2 ms; SmolLM2's
+    compiled int8 decoding 5 tok/s against 28 eager). The same holds for int32 loads, so reading the weights
+    four to an int32 does not help. With AVX-512 code the loop streams weights faster than the kernel (14
+    against 10 GB/s on a 576 → 3072 layer, 21 against 10 on SmolLM2's output layer). Where the kernel is kept,
+    compiled int8 layers round activations to bfloat16 as eager ones do, and the rest of the step still compiles.
+    """
+    return _CPU_CAPABILITY == "AVX512"
+
+
+_CPU_CAPABILITY = torch.backends.cpu.get_cpu_capability()  # read once: "AVX2", "AVX512", "DEFAULT", ...
 
 
 def _int8_rows(layer: nn.Module, rows: torch.Tensor) -> torch.Tensor:
     """``rows`` ``(n, in)`` float32 through ``layer``'s int8 matrix (``q``, float32 ``scale``, ``kernel_scale``):
-    :func:`int8_product` inside ``torch.compile``, else PyTorch's kernel on bfloat16 activations."""
-    if torch.compiler.is_compiling():  # compiled decoding: Inductor's own loop (see int8_product)
+    :func:`int8_product` inside ``torch.compile`` where :func:`compiled_int8_uses_loop`, else PyTorch's kernel on
+    bfloat16 activations (also inside a compiled graph)."""
+    if torch.compiler.is_compiling() and compiled_int8_uses_loop():  # Inductor's own loop (see int8_product)
         return int8_product(rows, layer.q, layer.scale)
     return torch._weight_int8pack_mm(rows.to(layer.kernel_scale.dtype), layer.q, layer.kernel_scale)
 

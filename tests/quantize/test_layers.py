@@ -194,27 +194,37 @@ def test_fused_kernel_calls_give_the_same_numbers_in_fewer_calls(bits):
 
 
 @pytest.mark.slow
-def test_int8_layers_compile_to_the_float32_product():
-    # Inside torch.compile (compiled decoding) Int8Linear and a stacked call multiply with int8_product, which
-    # Inductor turns into its own loop: float32 activations, so the fallback's numbers, not the bf16 kernel's.
+def test_compiled_int8_layers_use_the_product_chosen_for_the_cpu_kind(monkeypatch):
+    # Inside torch.compile (compiled decoding) Int8Linear and a stacked call multiply with int8_product, Inductor's
+    # own loop on float32 activations (the fallback's numbers), with AVX-512 code; elsewhere they keep PyTorch's
+    # int8 kernel (the eager layer's numbers, bfloat16 activations). Both paths run here, whatever this CPU is, by
+    # setting the capability the choice reads (the code Inductor generates is this CPU's either way).
     if not int8_kernel_available():
         pytest.skip("this PyTorch has no CPU weight-only int8 kernel")
-    from slm_course.quantize import FusedKernelCall
+    from slm_course.quantize import FusedKernelCall, compiled_int8_uses_loop
+    from slm_course.quantize import layers as layers_module
     from slm_course.quantize.layers import int8_product
 
+    assert compiled_int8_uses_loop() is (torch.backends.cpu.get_cpu_capability() == "AVX512")
     torch.manual_seed(0)
     linears = [nn.Linear(96, width, bias=False) for width in (64, 32, 32)]
     layer = Int8Linear.from_linear(nn.Linear(96, 48))
+    fused = FusedKernelCall([Int8Linear.from_linear(m) for m in linears])
     x = torch.randn(1, 1, 96, generator=torch.Generator().manual_seed(2))
     exact = nn.functional.linear(x, layer.dequantized_weight(), layer.bias)
     torch.testing.assert_close(int8_product(x[0], layer.q, layer.scale)[None] + layer.bias, exact, rtol=1e-5, atol=1e-5)
     assert (layer(x) - exact).abs().max() > 1e-4  # eager: the kernel's bfloat16 activations round visibly
-    with torch.no_grad():
-        torch.testing.assert_close(torch.compile(layer, fullgraph=True)(x), exact, rtol=1e-5, atol=1e-5)
-        fused = FusedKernelCall([Int8Linear.from_linear(m) for m in linears])
-        for got, part in zip(torch.compile(fused, fullgraph=True)(x), fused.layers):
-            assert got.shape == (1, 1, part.out_features)
-            torch.testing.assert_close(got, nn.functional.linear(x, part.dequantized_weight()), rtol=1e-5, atol=1e-5)
+    for capability in ("AVX512", "AVX2"):
+        monkeypatch.setattr(layers_module, "_CPU_CAPABILITY", capability)
+        loop = compiled_int8_uses_loop()
+        assert loop is (capability == "AVX512")
+        with torch.no_grad():
+            torch.testing.assert_close(torch.compile(layer, fullgraph=True)(x), exact if loop else layer(x),
+                                       rtol=1e-5, atol=1e-5)
+            for got, part in zip(torch.compile(fused, fullgraph=True)(x), fused.layers):
+                assert got.shape == (1, 1, part.out_features)
+                expected = nn.functional.linear(x, part.dequantized_weight()) if loop else part(x)
+                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_memory_counts_a_view_and_its_matrix_once():
