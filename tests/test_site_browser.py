@@ -164,7 +164,10 @@ def test_every_page_opened_from_disk_has_working_links_and_reads_as_a_page(site,
     assert problems == [], "\n".join(sorted(set(problems))[:40])
     assert pages - seen == set(), f"pages no link reaches: {sorted(p.name for p in pages - seen)}"
     assert guard.blocked == [], f"pages asked other hosts: {guard.blocked[:5]}"
-    assert [f for f in guard.failed if "ERR_ABORTED" not in f] == [], guard.failed[:5]
+    # Cut short by leaving a page (ERR_ABORTED), or MathJax probing for a web font with about:blank (which
+    # a file:// page may not load as a font; the math renders with the STIX-Web fonts' fallback): not
+    # files the site lacks.
+    assert [f for f in guard.failed if "ERR_ABORTED" not in f and not f.startswith("about:blank")] == [], guard.failed[:5]
     assert page_errors == [], page_errors[:5]
 
 
