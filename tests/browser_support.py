@@ -176,12 +176,13 @@ class OfflineGuard:
 
 
 @contextmanager
-def offline_chromium(sync_api, profile: Path) -> Iterator[tuple[object, OfflineGuard]]:
-    """A headless Chromium context (fresh profile in ``profile``) with an ``OfflineGuard`` attached."""
+def offline_chromium(sync_api, profile: Path, viewport: dict | None = None) -> Iterator[tuple[object, OfflineGuard]]:
+    """A headless Chromium context (fresh profile in ``profile``, window ``viewport``, 1400×1000 unless
+    given) with an ``OfflineGuard`` attached."""
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            service_workers="block", viewport={"width": 1400, "height": 1000},
+            service_workers="block", viewport=viewport or {"width": 1400, "height": 1000},
         )
         guard = OfflineGuard()
         guard.attach(context)
