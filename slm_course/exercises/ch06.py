@@ -1,5 +1,6 @@
 """Chapter 6 exercises (pretrained weights): a name map, GPT-2's Conv1D, a Q8_0 block, the Q/K
-permutation, the shape check.
+permutation, the shape check, and a predict-then-run: llama.cpp's permutation itself and what skipping the
+unpermute does to RoPE attention scores.
 
 The learner writes each piece in ``solutions/06_pretrained_weights.ipynb`` (the exercise copy); the
 expected values come from :mod:`slm_course.weights` and :mod:`slm_course.model.hf`, the loaders the
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from slm_course.exercises.core import Case, Problem, call, random_tensor
+from slm_course.model.layers import apply_rope, rope_frequencies
 from slm_course.weights.dequantize import dequantize_q8_0
 from slm_course.weights.gguf_load import GGUF_BLOCK_MAP, GGUF_TOP_MAP, permute_rows, unpermute_rows
 
@@ -60,6 +62,8 @@ def _q8_cases() -> list[Case]:
         _q8_block(-2.5, rng.integers(-128, 128, 32).tolist()),  # a negative scale
         _q8_block(3000.0, rng.integers(-128, 128, 32).tolist()),  # products beyond float16's range
         _q8_block(0.0, [5] * 32),  # scale 0: all weights 0
+        _q8_block(3e-7, [-128, 127, 1, -1] * 8),  # a subnormal float16 scale (exponent bits 0)
+        _q8_block(65504.0, [-128, 127] * 16),  # float16's largest scale: products near 8.3e6
     ]
     return [Case(f"dequantize_q8_0_block(block {k}: scale bytes {b[:2].tolist()}, first q {b[2:5].tolist()}…)",
                  call(b), lambda b=b: dequantize_q8_0(b)) for k, b in enumerate(blocks)]
@@ -72,7 +76,52 @@ def _unpermute_cases() -> list[Case]:
         w = random_tensor(rows, cols, seed=seed)
         cases.append(Case(f"unpermute(weight ({rows}, {cols}), n_heads={heads})", call(w, heads),
                           lambda w=w, h=heads: unpermute_rows(w, h)))
+    w = random_tensor(40, 3, seed=68)  # n_heads passed by its name, as the loader does
+    cases.append(Case("unpermute(weight (40, 3), n_heads=5)", call(w, n_heads=5), lambda: unpermute_rows(w, 5)))
     return cases
+
+
+def _permute_cases() -> list[Case]:
+    ramp = torch.arange(16, dtype=torch.float32).reshape(16, 1)
+    cases = [Case("permute_qk(arange(16) as (16, 1), n_heads=2)", call(ramp, 2), lambda: permute_rows(ramp, 2))]
+    for rows, cols, heads, seed in ((24, 5, 3, 160), (48, 4, 1, 161), (36, 2, 3, 162)):
+        w = random_tensor(rows, cols, seed=seed)
+        cases.append(Case(f"permute_qk(weight ({rows}, {cols}), n_heads={heads})", call(w, heads),
+                          lambda w=w, h=heads: permute_rows(w, h)))
+    w = random_tensor(40, 3, seed=163)
+    cases.append(Case("permute_qk(weight (40, 3), n_heads=5)", call(w, n_heads=5), lambda: permute_rows(w, 5)))
+    return cases
+
+
+def skipped_unpermute_effect(n_heads: int = 2, head_dim: int = 16, seq_len: int = 6) -> dict[str, bool]:
+    """Run it: RoPE attention scores with Q/K weights left as llama.cpp stores them (the unpermute skipped)
+    against the right ones, on random weights. True where the scores change: at the same position
+    (the diagonal of each head's (T, T) score matrix), at other positions, and with RoPE switched off."""
+    d = n_heads * head_dim
+    wq, wk, x = random_tensor(d, d, seed=170), random_tensor(d, d, seed=171), random_tensor(seq_len, d, seed=172)
+    cos, sin = rope_frequencies(head_dim, seq_len)
+
+    def scores(q_w, k_w, rope):
+        q = (x @ q_w.t()).reshape(seq_len, n_heads, head_dim).transpose(0, 1)[None]  # (1, H, T, hd)
+        k = (x @ k_w.t()).reshape(seq_len, n_heads, head_dim).transpose(0, 1)[None]
+        if rope:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return (q @ k.transpose(-1, -2))[0]  # (H, T, T)
+
+    right, skipped = scores(wq, wk, True), scores(permute_rows(wq, n_heads), permute_rows(wk, n_heads), True)
+    diagonal = torch.eye(seq_len, dtype=torch.bool).expand_as(right)
+
+    def differs(a, b):
+        return bool((~torch.isclose(a, b, rtol=1e-4, atol=1e-4)).any())
+
+    off_rope = differs(scores(wq, wk, False), scores(permute_rows(wq, n_heads), permute_rows(wk, n_heads), False))
+    return {"same_position": differs(right[diagonal], skipped[diagonal]),
+            "other_positions": differs(right[~diagonal], skipped[~diagonal]), "without_rope": off_rope}
+
+
+def _prediction_cases() -> list[Case]:
+    return [Case("skipped_unpermute_prediction() against what running the model shows", call(),
+                 lambda: skipped_unpermute_effect())]
 
 
 def _shape_report(checkpoint: dict, model: dict) -> dict[str, list[str]]:
@@ -91,9 +140,11 @@ def _shape_cases() -> list[Case]:
     mixed = {**{k: v for k, v in model.items() if k != "final_norm.weight"}, "lm_head.weight": (100, 8),
              "tok_emb.weight": (101, 8)}
     as_lists = {k: list(v) for k, v in model.items()}  # shapes given as lists compare by their numbers
+    lists_and_bad = {**as_lists, "blocks.10.mlp.up.weight": [8, 16], "extra.bias": [3]}
     cases = [("a matching checkpoint", good), ("two transposed matrices", transposed),
              ("every block renamed", renamed), ("missing, unexpected and mis-shaped at once", mixed),
-             ("shapes written as lists", as_lists)]
+             ("shapes written as lists", as_lists), ("lists, one transposed, one extra", lists_and_bad),
+             ("an empty checkpoint", {})]
     return [Case(f"check_shapes({label}, model shapes)", call(ckpt, model), _shape_report(ckpt, model))
             for label, ckpt in cases]
 
@@ -103,8 +154,8 @@ q1 = Problem(
     hints=[
         "Split the name into the block number and the rest (`blk.12.ffn_up.weight` → `12`, `ffn_up.weight`); "
         "look the rest up in a dictionary of the nine block tensors; three names live outside the blocks.",
-        "`if name in TOP: return TOP[name]` · `_, layer, rest = name.split(____, 2)` · "
-        "`return f\"blocks.{layer}.{BLOCK[____]}\"`, with `BLOCK = {\"attn_q.weight\": \"attn.q_proj.weight\", ____}`.",
+        "Split on the first two dots only: `name.split(\".\", 2)` gives `[\"blk\", \"29\", \"ffn_down.weight\"]`, "
+        "so a two-digit block number stays whole and the rest is the dictionary's key.",
     ],
     points=1,
 )
@@ -115,8 +166,9 @@ q2 = Problem(
     hints=[
         "A Conv1D weight is stored `(in, out)`; `nn.Linear` wants `(out, in)`. Transpose first, then the "
         "query, key and value matrices are consecutive blocks of `d` rows.",
-        "`full = weight.____()` (now `(3·d, d)`) · `d = weight.shape[____]` · "
-        "`return (full[:d], full[____:____], full[2 * d:])` — a tuple.",
+        "On a tiny case with one feature: c_attn is the single row wq wk wv; its transpose is a column of "
+        "three, and q, k and v are its first, second and third rows. A reshape would not do it: it keeps the "
+        "memory order.",
     ],
     points=1,
 )
@@ -127,8 +179,8 @@ q3 = Problem(
     hints=[
         "The first two bytes are a little-endian float16 scale `d`, the other 32 are *signed* bytes `q`; "
         "each weight is `d · q`, computed in float32.",
-        "`d = block[:2].contiguous().view(torch.____).to(torch.float32)` · "
-        "`q = block[2:].contiguous().view(torch.____).to(torch.float32)` · `return ____`",
+        "Reinterpret the bytes rather than convert them: a view as float16 reads the two scale bytes as one "
+        "number (subnormal scales included), where a conversion would give two numbers from 0 to 255.",
     ],
     points=2,
 )
@@ -139,8 +191,9 @@ q4 = Problem(
     hints=[
         "Within each head llama.cpp interleaved the two halves: row `i` of the first half went to `2i`, row "
         "`i` of the second half to `2i + 1`. Undo it head by head: a reshape, a transpose, a reshape back.",
-        "`head_dim = weight.shape[0] // n_heads` · `w = weight.reshape(n_heads, head_dim // 2, ____, -1)` · "
-        "`return w.transpose(____, ____).reshape(weight.shape)`",
+        "One head of four rows as stored holds the original rows in the order zero two one three. Write them as "
+        "a grid of two by two whose row p is the pair p and two plus p; read the grid column by column and "
+        "you get zero one two three back.",
     ],
     points=2,
 )
@@ -151,10 +204,34 @@ q5 = Problem(
     hints=[
         "Compare the two sets of names (which the model wants and the file lacks, and the reverse), then the "
         "shapes of the names both have; report all three lists, sorted, rather than stopping at the first.",
-        "`missing = sorted(set(model) - set(____))` · `unexpected = ____` · "
-        "`mismatched = sorted(k for k in ____ if tuple(model[k]) != tuple(checkpoint[k]))` · "
-        "`return {\"missing\": ____, \"unexpected\": ____, \"mismatched\": ____}`",
+        "Set difference gives a missing list in one step, e.g. `{\"a\", \"b\"} - {\"b\"}` is `{\"a\"}`; and "
+        "shapes compare by their numbers only once both are tuples: `[8, 8] == (8, 8)` is False.",
     ],
     points=1,
 )
 
+q6 = Problem(
+    name="q6", chapter="06", target="permute_qk", title="llama.cpp's Q/K row permutation itself",
+    cases=_permute_cases,
+    hints=[
+        "The converter's direction, the inverse of exercise 4: inside each head, interleave the first half's "
+        "rows with the second half's (first-half row i to 2i, second-half row i to 2i + 1).",
+        "One head of 4 rows [a, b, c, d]: the halves [a, b] and [c, d] stacked as a 2 × 2 grid, read column "
+        "by column, give [a, c, b, d]. With heads: group the rows per head and half before swapping.",
+    ],
+    points=1,
+)
+
+q7 = Problem(
+    name="q7", chapter="06", target="skipped_unpermute_prediction",
+    title="predict what skipping the unpermute does to attention", cases=_prediction_cases,
+    hints=[
+        "Skipping the unpermute reorders the rows of W_q and W_k the same way, so every query and key has its "
+        "dimensions shuffled by one permutation P. Ask what a shuffle does to a dot product, then what RoPE "
+        "rotates together.",
+        "Without RoPE a score is q·k, and (Pq)·(Pk) = q·k. With RoPE, the score of positions m and n depends "
+        "on a rotation by n − m applied to pairs of dimensions: P puts different dimensions into a pair. What "
+        "is that rotation when m = n?",
+    ],
+    points=1,
+)

@@ -7,6 +7,7 @@ from slm_course.exercises import ch06
 from slm_course.exercises.testing import assert_check_behaviour, notebook_objects
 from slm_course.model.hf import load_converted
 from slm_course.weights import dequantize_q8_0, unpermute_rows
+from slm_course.weights.gguf_load import permute_rows
 from slm_course.weights.gguf_load import gguf_name
 
 SOLVED = notebook_objects("06")
@@ -75,8 +76,24 @@ def test_dequantize_q8_0_block():
         d = block[-2:].contiguous().view(torch.float16).float()
         return d * block[:32].contiguous().view(torch.int8).float()
 
-    check(ch06.q3, [unsigned_bytes, float16_product, big_endian_scale, scale_from_last_bytes])
+    def bits_by_hand_no_subnormals(block):  # sign, exponent, mantissa: forgets that exponent 0 is subnormal
+        bits = int(block[0]) | (int(block[1]) << 8)
+        sign, exponent, mantissa = (-1.0) ** (bits >> 15), (bits >> 10) & 31, bits & 1023
+        d = 0.0 if bits & 0x7FFF == 0 else sign * 2.0 ** (exponent - 15) * (1 + mantissa / 1024)
+        return d * block[2:].contiguous().view(torch.int8).float()
+
+    check(ch06.q3, [unsigned_bytes, float16_product, big_endian_scale, scale_from_last_bytes,
+                    bits_by_hand_no_subnormals])
     assert ch06.q3.check(lambda b: dequantize_q8_0(b), quiet=True).status == "correct"
+
+    def numpy_route(block):  # another right answer: NumPy reads the bytes, float32 result
+        import numpy as np
+
+        raw = bytes(block.tolist())
+        d = np.frombuffer(raw[:2], dtype="<f2").astype(np.float32)
+        return torch.from_numpy(d * np.frombuffer(raw[2:], dtype=np.int8).astype(np.float32))
+
+    assert ch06.q3.check(numpy_route, quiet=True).status == "correct"
 
 
 def test_unpermute():
@@ -94,7 +111,55 @@ def test_unpermute():
     def identity(weight, n_heads):
         return weight.clone()
 
-    check(ch06.q4, [forward_permutation, ignores_heads, in_place, identity])
+    def other_argument_name(weight, heads):  # the loader calls unpermute(w, n_heads=...)
+        return unpermute_rows(weight, heads)
+
+    check(ch06.q4, [forward_permutation, ignores_heads, in_place, identity, other_argument_name])
+
+    def by_index(weight, n_heads):  # another right answer: gather the rows by index
+        h = weight.shape[0] // n_heads
+        order = [head * h + 2 * i + half for head in range(n_heads) for half in (0, 1) for i in range(h // 2)]
+        return weight[order]
+
+    assert ch06.q4.check(by_index, quiet=True).status == "correct"
+
+
+def test_permute_qk():
+    def undoes_instead(weight, n_heads):  # exercise 4's direction
+        return unpermute_rows(weight, n_heads)
+
+    def ignores_heads(weight, n_heads):
+        return permute_rows(weight, 1)
+
+    def in_place(weight, n_heads):
+        weight.copy_(permute_rows(weight, n_heads))
+        return weight
+
+    def other_argument_name(weight, heads):
+        return permute_rows(weight, heads)
+
+    check(ch06.q6, [undoes_instead, ignores_heads, in_place, other_argument_name])
+    assert ch06.q6.check(lambda weight, n_heads: permute_rows(weight.clone(), n_heads), quiet=True).status == "correct"
+    w = torch.randn(24, 3)
+    assert torch.equal(SOLVED["unpermute"](SOLVED["permute_qk"](w, 3), 3), w)
+
+
+def test_skipped_unpermute_prediction():
+    def everything_changes():
+        return {"same_position": True, "other_positions": True, "without_rope": True}
+
+    def only_rope_matters_everywhere():  # forgets that a rotation by 0 is none
+        return {"same_position": True, "other_positions": True, "without_rope": False}
+
+    def nothing_changes():
+        return {"same_position": False, "other_positions": False, "without_rope": False}
+
+    def strings_for_bools():
+        return {"same_position": "no", "other_positions": "yes", "without_rope": "no"}
+
+    check(ch06.q7, [everything_changes, only_rope_matters_everywhere, nothing_changes, strings_for_bools])
+    # the expected answer is what running shows, on other sizes too
+    assert ch06.skipped_unpermute_effect(n_heads=3, head_dim=8, seq_len=9) == SOLVED["skipped_unpermute_prediction"]()
 
 
 def test_check_shapes():
@@ -120,7 +185,17 @@ def test_check_shapes():
         report["missing"], report["unexpected"] = report["unexpected"], report["missing"]
         return report
 
-    check(ch06.q5, [unsorted, list_vs_tuple_mismatch, missing_counted_as_mismatched, reversed_roles])
+    def stops_at_first_problem(checkpoint, model):  # what the statement's loader should not do
+        report = solved(checkpoint, model)
+        return {k: v[:1] for k, v in report.items()}
+
+    def only_model_side_tuple(checkpoint, model):  # (8, 16) != [8, 16]: list shapes all look mismatched
+        report = solved(checkpoint, model)
+        report["mismatched"] = sorted(k for k in set(model) & set(checkpoint) if tuple(model[k]) != checkpoint[k])
+        return report
+
+    check(ch06.q5, [unsorted, list_vs_tuple_mismatch, missing_counted_as_mismatched, reversed_roles,
+                    stops_at_first_problem, only_model_side_tuple])
 
 
 def test_solutions_equal_the_package():

@@ -40,7 +40,12 @@ def test_pick_answer():
     def as_float(t):
         return float(int(np.argmax([sum(o) for o in t])))
 
-    check(ch09.q1, [by_mean, last_of_ties, by_best_token, as_float])
+    def by_product_of_probabilities(token_logprobs):  # underflows to 0.0 for long options: a false tie
+        products = [math.prod(math.exp(lp) for lp in option) for option in token_logprobs]
+        return products.index(max(products))
+
+    check(ch09.q1, [by_mean, last_of_ties, by_best_token, as_float, by_product_of_probabilities])
+    assert ch09.q1.check(lambda t: np.argmax([sum(o) for o in t]), quiet=True).status == CORRECT  # NumPy int
     passes(ch09.q1, lambda t: int(np.argmax([sum(o) for o in t])))  # numpy's argmax is a correct alternative
 
 
@@ -60,7 +65,15 @@ def test_pick_normalised():
         scores = [ll / len(o) for ll, o in zip(lls, opts)]
         return max(i for i, s in enumerate(scores) if s == max(scores))
 
-    check(ch09.q2, [counts_the_space, not_normalised, by_words, last_of_ties])
+    def by_bytes(loglikelihoods, options):  # UTF-8 bytes: 日本 is 6 of them
+        scores = [ll / len(o.encode("utf-8")) for ll, o in zip(loglikelihoods, options)]
+        return scores.index(max(scores))
+
+    def by_word_count(loglikelihoods, options):
+        scores = [ll / len(o.split()) for ll, o in zip(loglikelihoods, options)]
+        return scores.index(max(scores))
+
+    check(ch09.q2, [counts_the_space, not_normalised, by_words, last_of_ties, by_bytes, by_word_count])
     passes(ch09.q2, lambda lls, opts: bm.pick_normalised(lls, opts))
 
 
@@ -87,7 +100,26 @@ def test_extract_answers():
         s, f = SOLVED["extract_answers"](text)
         return (s or "", f or "")
 
-    check(ch09.q3, [first_number_for_flexible, digits_only, as_list, as_ints, empty_string_when_missing])
+    solved = SOLVED["extract_answers"]
+
+    def last_marker(text):  # split on the marker and read after the last one
+        strict = re.match(r"\s*(-?[0-9.,]+)", text.split("####")[-1]) if "####" in text else None
+        return (strict.group(1) if strict else None, solved(text)[1])
+
+    def marker_at_line_start(text):  # ^#### with MULTILINE: misses a marker inside a line
+        strict = re.search(r"^#### (\-?[0-9\.\,]+)", text, re.M)
+        return (strict.group(1) if strict else None, solved(text)[1])
+
+    def optional_space(text):  # "####5" is not a match in lm-eval
+        strict = re.search(r"####\s*(\-?[0-9\.\,]+)", text)
+        return (strict.group(1) if strict else None, solved(text)[1])
+
+    def strips_the_period(text):
+        strict, flexible = solved(text)
+        return (strict.rstrip(".") if strict else None, flexible.rstrip(".") if flexible else None)
+
+    check(ch09.q3, [first_number_for_flexible, digits_only, as_list, as_ints, empty_string_when_missing,
+                    last_marker, marker_at_line_start, optional_space, strips_the_period])
 
 
 def test_mc2():
@@ -106,7 +138,18 @@ def test_mc2():
     def mc1_instead(lls, n):
         return float(lls.index(max(lls)) < n)
 
-    check(ch09.q4, [naive_exp, not_normalised, true_over_false, mc1_instead])
+    def shift_by_true_max(lls, true_count):  # exp(-5 - (-1000)) overflows
+        top = max(lls[:true_count])
+        probs = [math.exp(ll - top) for ll in lls]
+        return sum(probs[:true_count]) / sum(probs)
+
+    check(ch09.q4, [naive_exp, not_normalised, true_over_false, mc1_instead, shift_by_true_max])
+
+    def with_numpy_logsumexp(lls, true_count):  # another right answer (a NumPy float)
+        a = np.asarray(lls)
+        return np.exp(np.logaddexp.reduce(a[:true_count]) - np.logaddexp.reduce(a))
+
+    assert ch09.q4.check(with_numpy_logsumexp, quiet=True).status == CORRECT
     passes(ch09.q4, lambda lls, n: float(np.exp(np.array(lls[:n]) - np.logaddexp.reduce(lls)).sum()))
 
 
@@ -126,7 +169,25 @@ def test_elo_update():
     def as_list(a, b, s, k):
         return list(elo.elo_update(a, b, s, k))
 
-    check(ch09.q5, [base_e, both_gain, flipped_expectation, as_list])
+    solved = SOLVED["elo_update"]
+
+    def one_decimal(rating_a, rating_b, score_a, k):
+        a, b = solved(rating_a, rating_b, score_a, k)
+        return (round(a, 1), round(b, 1))
+
+    def capital_k(rating_a, rating_b, score_a, K):  # elo_update(..., k=12) fails
+        return solved(rating_a, rating_b, score_a, K)
+
+    check(ch09.q5, [base_e, both_gain, flipped_expectation, as_list, one_decimal, capital_k])
+
+    def in_float32(rating_a, rating_b, score_a, k):  # another right answer: float32 tensors, float() out
+        import torch
+
+        ra, rb = torch.tensor(rating_a, dtype=torch.float32), torch.tensor(rating_b, dtype=torch.float32)
+        change = k * (score_a - 1 / (1 + 10 ** ((rb - ra) / 400)))
+        return (float(ra + change), float(rb - change))
+
+    assert ch09.q5.check(in_float32, quiet=True).status == CORRECT
     passes(ch09.q5, lambda a, b, s, k: elo.elo_update(a, b, s, k))
 
 
@@ -145,7 +206,28 @@ def test_bradley_terry():
     def online_elo(games):
         return elo.elo_ratings(games)
 
-    check(ch09.q6, [natural_log_scale, not_centred, ties_as_wins, online_elo])
+    def zermelo(iterations):
+        def fit(games):
+            players = sorted({p for a, b, _ in games for p in (a, b)})
+            wins = {p: 0.0 for p in players}
+            for a, b, score in games:
+                wins[a] += score
+                wins[b] += 1 - score
+            s = {p: 1.0 for p in players}
+            for _ in range(iterations):
+                s = {p: wins[p] / sum(1 / (s[a] + s[b]) for a, b, _ in games if p in (a, b)) for p in players}
+            r = {p: 400 * math.log10(v) for p, v in s.items()}
+            shift = sum(r.values()) / len(r) - 1000
+            return {p: v - shift for p, v in r.items()}
+        return fit
+
+    def one_decimal(games):
+        return {p: round(v, 1) for p, v in SOLVED["bradley_terry"](games).items()}
+
+    check(ch09.q6, [natural_log_scale, not_centred, ties_as_wins, online_elo, zermelo(20), zermelo(50),
+                    one_decimal])
+    assert ch09.q6.check(zermelo(3000), quiet=True).status == CORRECT  # Zermelo run to convergence
+    assert ch09.q6.check(lambda games: elo.bradley_terry(games, l2=0.0), quiet=True).status == CORRECT  # Newton
     passes(ch09.q6, lambda games: elo.bradley_terry(games))  # the package's regularised fit is within 0.5
 
 

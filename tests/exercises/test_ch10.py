@@ -48,7 +48,28 @@ def test_absmax():
         scale = w.abs().amax(1, keepdim=True) / qmax
         return torch.round(w / scale).nan_to_num(-128).clamp(-128, qmax).to(torch.int8), scale
 
-    check(ch10.q1, [divides_by_128, per_tensor, truncates, float_integers, flat_scale, zero_row_scale_one,
+    def _absmax_with(w, bits, *, peak=lambda w: w.abs().amax(1, keepdim=True), reciprocal=False,
+                     rounding=torch.round):
+        qmax = 2 ** (bits - 1) - 1
+        scale = peak(w) / qmax
+        safe = torch.where(scale == 0, torch.ones_like(scale), scale)
+        x = w * (1 / safe) if reciprocal else w / safe
+        return rounding(x).clamp(-qmax, qmax).to(torch.int8), scale
+
+    def largest_value(w, bits):  # max, not max |w|: a negative peak gets a wrong scale
+        return _absmax_with(w, bits, peak=lambda w: w.amax(1, keepdim=True).clamp(min=1e-30))
+
+    def by_reciprocal(w, bits):  # 1 / 7.9e-42 is inf in float32
+        return _absmax_with(w, bits, reciprocal=True)
+
+    def floor_plus_half(w, bits):  # rounds -2.5 to -2 and 0.5 to 1
+        return _absmax_with(w, bits, rounding=lambda x: torch.floor(x + 0.5))
+
+    def bits_named_b(w, b):  # absmax_quantize(w, bits=8) fails
+        return _absmax_with(w, b)
+
+    check(ch10.q1, [largest_value, by_reciprocal, floor_plus_half, bits_named_b,
+                    divides_by_128, per_tensor, truncates, float_integers, flat_scale, zero_row_scale_one,
                     dividing_by_zero_anyway])
 
 
@@ -78,7 +99,19 @@ def test_zeropoint():
         zero = torch.round(-low / scale)
         return (torch.round(w / scale) + zero).clamp(0, qmax).to(torch.uint8), scale, zero.to(torch.int32)
 
-    check(ch10.q2, [range_without_zero, unclamped_zero, float_zero, signed_levels])
+    def floor_plus_half(w, bits):  # C-style rounding: 0.5 becomes 1, torch.round gives 0
+        qmax = 2 ** bits - 1
+        low, high = w.amin(1, keepdim=True).clamp(max=0), w.amax(1, keepdim=True).clamp(min=0)
+        scale = (high - low) / qmax
+        zero = torch.floor(-low / scale + 0.5).clamp(0, qmax)
+        q = (torch.floor(w / scale + 0.5) + zero).clamp(0, qmax)
+        return q.to(torch.uint8), scale, zero.to(torch.int32)
+
+    def per_tensor(w, bits):  # one range for the whole matrix
+        r = zeropoint_quantize(w, bits, "tensor")
+        return r.q, r.scale.reshape(1, 1).expand(w.shape[0], 1), r.zero.reshape(1, 1).expand(w.shape[0], 1)
+
+    check(ch10.q2, [range_without_zero, unclamped_zero, float_zero, signed_levels, floor_plus_half, per_tensor])
 
 
 def test_pack_int4():
@@ -95,7 +128,12 @@ def test_pack_int4():
     def adds(q):  # + instead of a shift: 1 + 2 = 3, not 0x21
         return q[:, 0::2] + q[:, 1::2]
 
-    check(ch10.q3, [swapped_nibbles, halves, wider_dtype, adds])
+    def needs_four_columns(q):  # pairs up columns 0-2 and 1-3 (a stride of cols // 2)
+        half = q.shape[1] // 2
+        return q[:, :half] | (q[:, half:] << 4) if q.shape[1] > 2 else q[:, :1] << 4 | q[:, 1:]
+
+    check(ch10.q3, [swapped_nibbles, halves, wider_dtype, adds, needs_four_columns])
+    assert ch10.q3.check(lambda q: q[:, ::2] + q[:, 1::2] * 16, quiet=True).correct  # another right answer
 
 
 def test_q8_0_block():
@@ -119,7 +157,38 @@ def test_q8_0_block():
         v = x / d
         return d.half().item(), (torch.sign(v) * torch.floor(v.abs() + 0.5)).nan_to_num(1).to(torch.int8)
 
-    check(ch10.q4, [half_to_even, float32_scale, q_from_fp16_scale, nan_on_zeros])
+    def floor_plus_half(x):  # floor(v + 0.5): -2.5 → -2, and 0.49999997 + 0.5 is 1.0 in float32
+        d = x.abs().max() / 127
+        v = x * (1 / d if d > 0 else torch.tensor(0.0))
+        return d.to(torch.float16).item(), torch.floor(v + 0.5).to(torch.int8)
+
+    def sign_floor_plus_half(x):  # halves away from zero, but 0.49999997 still goes to 1
+        d = x.abs().max() / 127
+        v = x * (1 / d if d > 0 else torch.tensor(0.0))
+        return d.to(torch.float16).item(), (torch.sign(v) * torch.floor(v.abs() + 0.5)).to(torch.int8)
+
+    def largest_value(x):  # max, not max |x|
+        d = x.max() / 127
+        v = x * (1 / d if d > 0 else torch.tensor(0.0))
+        a = v.abs()
+        q = torch.sign(v) * (torch.floor(a) + torch.floor(2 * (a - torch.floor(a))))
+        return d.to(torch.float16).item(), q.clamp(-127, 127).to(torch.int8)
+
+    check(ch10.q4, [half_to_even, float32_scale, q_from_fp16_scale, nan_on_zeros, floor_plus_half,
+                    sign_floor_plus_half, largest_value])
+
+    def with_numpy(x):  # another right answer: NumPy's float32 and C-style rounding by copysign
+        import numpy as np
+
+        v = x.numpy().astype(np.float32)
+        d = np.float32(np.abs(v).max() / np.float32(127))
+        inv = np.float32(1) / d if d > 0 else np.float32(0)
+        scaled = v * inv
+        whole = np.floor(np.abs(scaled))
+        q = np.copysign(whole + (np.abs(scaled) - whole >= 0.5), scaled)
+        return float(np.float16(d)), torch.from_numpy(q.astype(np.int8))
+
+    assert ch10.q4.check(with_numpy, quiet=True).correct
 
 
 def test_kv_cache_bytes():
@@ -135,7 +204,10 @@ def test_kv_cache_bytes():
     def forgets_batch(n_layers, n_heads, n_kv_heads, head_dim, tokens, batch, bytes_per_value):
         return 2 * n_layers * n_kv_heads * head_dim * tokens * bytes_per_value
 
-    check(ch10.q5, [query_heads, keys_only, float_result, forgets_batch])
+    def other_names(layers, heads, kv_heads, head_dim, tokens, batch, bytes_per_value):  # by keyword: fails
+        return 2 * layers * kv_heads * head_dim * tokens * batch * bytes_per_value
+
+    check(ch10.q5, [query_heads, keys_only, float_result, forgets_batch, other_names])
 
 
 def test_straight_through():
@@ -155,7 +227,25 @@ def test_straight_through():
         rounded = torch.round(w.detach() / scale).clamp(-qmax, qmax) * scale
         return w + (rounded - w).detach()
 
-    check(ch10.q6, [no_gradient, no_rounding, wrong_detach, per_tensor])
+    def edits_w(w, bits):  # writes the rounded values into w itself: value and gradient look right
+        qmax = 2 ** (bits - 1) - 1
+        scale = w.detach().abs().amax(dim=1, keepdim=True) / qmax
+        w.data.copy_(torch.round(w.detach() / scale).clamp(-qmax, qmax) * scale)
+        return w * 1
+
+    def turns_on_grad(w, bits):  # makes the caller's tensor require grad
+        w.requires_grad_(True)
+        qmax = 2 ** (bits - 1) - 1
+        scale = w.detach().abs().amax(dim=1, keepdim=True) / qmax
+        return w + (torch.round(w.detach() / scale).clamp(-qmax, qmax) * scale - w).detach()
+
+    def scale_not_detached(w, bits):  # the gradient also flows through the row's largest entry
+        qmax = 2 ** (bits - 1) - 1
+        scale = w.abs().amax(dim=1, keepdim=True) / qmax
+        rounded = (torch.round(w / scale).clamp(-qmax, qmax) - w / scale).detach() + w / scale
+        return rounded * scale
+
+    check(ch10.q6, [no_gradient, no_rounding, wrong_detach, per_tensor, edits_w, turns_on_grad, scale_not_detached])
 
 
 def test_solutions_equal_the_package():
