@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from slm_course.deploy import (
-    BYTES, activation_bytes, count_nonzero, deployment_memory, distill, distillation_loss, export_gguf,
-    fast_precisions, hardware_report, llama_cpp_available, low_rank, low_rank_factors, magnitude_prune,
+    BYTES, activation_bytes, bf16_native_on_cpu, count_nonzero, deployment_memory, distill, distillation_loss,
+    export_gguf, fast_precisions, fp16_native_on_cpu, hardware_report, llama_cpp_available, low_rank,
+    low_rank_factors, magnitude_prune,
     prune_mlp_units, what_fits,
 )
 from slm_course.model import SLM, SLMConfig, count_parameters, kv_cache_bytes
@@ -39,9 +40,42 @@ def test_hardware_report_and_precisions():
     report = hardware_report()
     assert report["device"] in ("cpu", "cuda", "mps") and report["fast_precisions"][0] == "fp32"
     assert report["cpu_capability"] == str(torch.backends.cpu.get_cpu_capability())
-    if report["cpu_capability"] in ("AVX2", "DEFAULT", "NO AVX"):
-        assert fast_precisions("cpu") == ["fp32"]  # never a slow bf16 path on AVX2
-    assert "fp16" not in fast_precisions("cpu")
+    if report["cpu_capability"] == "AVX2":
+        assert fast_precisions("cpu") == ["fp32"]  # never a slow bf16 or fp16 path on AVX2
+    cpu = fast_precisions("cpu")
+    assert ("bf16" in cpu) == bf16_native_on_cpu() and ("fp16" in cpu) == fp16_native_on_cpu()
+
+
+@pytest.mark.parametrize("capability, flags, machine, os_name, bf16, fp16", [
+    ("AVX2", {"avx2", "f16c", "fma"}, "x86_64", "linux", False, False),          # F16C converts, it does not compute
+    ("AVX512", {"avx512f", "avx512bw"}, "x86_64", "linux", False, False),       # AVX-512 without BF16/FP16
+    ("AVX512", {"avx512f", "avx512_bf16"}, "x86_64", "linux", True, False),
+    ("AVX512", {"avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16"}, "x86_64", "linux", True, True),
+    ("AVX512", {"avx512f", "amx_fp16"}, "x86_64", "linux", False, True),
+    ("AVX2", {"avx2", "avx512_fp16"}, "x86_64", "linux", False, False),         # PyTorch not on its AVX-512 path
+    ("AVX512", set(), "x86_64", "win32", True, False),                           # no flags to read
+    ("DEFAULT", {"fp", "asimd", "fphp", "asimdhp"}, "aarch64", "linux", False, True),   # ARMv8.2 FP16
+    ("DEFAULT", {"fp", "asimd"}, "aarch64", "linux", False, False),                     # ARMv8.0
+    ("DEFAULT", set(), "arm64", "darwin", False, True),                                 # Apple silicon
+])
+def test_reduced_precisions_need_the_cpu_feature(capability, flags, machine, os_name, bf16, fp16):
+    assert bf16_native_on_cpu(capability, flags) is bf16
+    assert fp16_native_on_cpu(capability, flags, machine, os_name) is fp16
+
+
+def test_cpu_flags_reads_x86_and_arm_cpuinfo(monkeypatch, tmp_path):
+    import builtins
+
+    import slm_course.deploy.hardware as hardware
+
+    real_open = builtins.open
+    for text, expected in [("processor\t: 0\nflags\t\t: fpu avx2 f16c\n", {"fpu", "avx2", "f16c"}),
+                           ("processor\t: 0\nFeatures\t: fp asimd fphp asimdhp\n", {"fp", "asimd", "fphp", "asimdhp"})]:
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(text)
+        redirect = lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k)  # noqa: E731
+        monkeypatch.setattr(builtins, "open", redirect)
+        assert hardware.cpu_flags() == expected
 
 
 def test_memory_calculator_extends_chapter_3():

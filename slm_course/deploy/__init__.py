@@ -12,14 +12,15 @@ from slm_course.deploy.compress import (
 )
 from slm_course.deploy.export import check_exportable, export_gguf, gguf_tensors
 from slm_course.deploy.hardware import (
-    BYTES, DEVICES_GIB, activation_bytes, cpu_capability, deployment_memory, fast_precisions, hardware_report,
-    matmul_gflops, what_fits,
+    BYTES, DEVICES_GIB, activation_bytes, bf16_native_on_cpu, cpu_capability, deployment_memory, fast_precisions,
+    fp16_native_on_cpu, hardware_report, matmul_gflops, what_fits,
 )
 from slm_course.deploy.serve import complete, free_port, llama_cpp_available, llama_server
 
 __all__ = [
     "count_nonzero", "distill", "distillation_loss", "low_rank", "low_rank_factors", "magnitude_prune",
     "prune_mlp_units", "check_exportable", "export_gguf", "gguf_tensors", "BYTES", "DEVICES_GIB",
-    "activation_bytes", "cpu_capability", "deployment_memory", "fast_precisions", "hardware_report",
+    "activation_bytes", "bf16_native_on_cpu", "cpu_capability", "deployment_memory", "fast_precisions",
+    "fp16_native_on_cpu", "hardware_report",
     "matmul_gflops", "what_fits", "complete", "free_port", "llama_cpp_available", "llama_server",
 ]

@@ -1,4 +1,9 @@
-"""Chapter 10's diagrams: group-wise int4 for one weight row, and a weight-only quantized layer at work.
+"""Chapter 10's diagrams: the float formats' bits, group-wise int4 for one weight row, a weight-only quantized
+layer at work, and what a deployed model's memory is made of.
+
+``float_formats()`` draws the bits fp32, bf16 and fp16 store for one value (sign, exponent, mantissa, read
+from the tensors themselves) beside each format's range: largest, smallest normal and smallest subnormal
+number (``torch.finfo``) — where fp16's small gradients underflow.
 
 ``int4_group_packing()`` quantizes one small seeded row with the package's own quantizer
 (``slm_course.quantize.minmax_quantize`` with float16 scales, exactly what ``Int4Linear`` stores) and
@@ -7,9 +12,13 @@ codes and the bytes ``pack_int4`` packs them into (code ``2j`` in the low nibble
 ``weight_only_linear()`` draws what ``Int8Linear``/``Int4Linear`` do at inference (stored integers and
 scales → dequantize or the CPU weight-only kernel → matmul with float activations → float output) beside
 the bytes per weight each format stores, measured with ``slm_course.quantize.weight_bytes``.
-Both compute their numbers with ``data`` functions the tests compare against the package.
+``memory_breakdown()`` stacks weights, KV cache and activations per precision from
+``slm_course.deploy.deployment_memory`` against the memory typical devices leave for a model.
+All compute their numbers with ``data`` functions the tests compare against the package.
 """
 from __future__ import annotations
+
+import math
 
 from slm_course.diagrams.drawing import INK, MUTED, PAPER, arrow, box, canvas, colour, finish, token_strip
 
@@ -151,4 +160,116 @@ def weight_only_linear(in_features: int = 576, out_features: int = 1536, group_s
     bars.set_title(f"one {out_features} × {in_features} layer", fontsize=10)
     for side in ("top", "right"):
         bars.spines[side].set_visible(False)
+    return finish(figure, show)
+
+
+FORMATS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def float_format_data(value: float = 0.1) -> dict[str, dict]:
+    """Per format (``fp32``, ``bf16``, ``fp16``): ``bits`` (the stored bit string of ``value``, sign first),
+    ``exponent_bits`` and ``mantissa_bits``, the ``stored`` value those bits mean, and the range from
+    ``torch.finfo``: ``largest``, ``smallest_normal`` and ``smallest_subnormal`` (smallest normal × eps,
+    the last step before 0)."""
+    import torch
+
+    data = {}
+    for name, dtype_name in FORMATS.items():
+        dtype = getattr(torch, dtype_name)
+        info = torch.finfo(dtype)
+        mantissa = round(-math.log2(info.eps))
+        stored = torch.tensor(value, dtype=torch.float64).to(dtype)
+        as_int = stored.view(torch.int32 if info.bits == 32 else torch.int16).item() & ((1 << info.bits) - 1)
+        data[name] = {"bits": format(as_int, f"0{info.bits}b"), "exponent_bits": info.bits - 1 - mantissa,
+                      "mantissa_bits": mantissa, "stored": stored.item(), "largest": info.max,
+                      "smallest_normal": info.smallest_normal, "smallest_subnormal": info.smallest_normal * info.eps}
+    return data
+
+
+def float_formats(value: float = 0.1, *, show: bool = True):
+    """One row per format: the bits that store ``value`` (gids ``sign-<f>``, ``exponent-<f>``, ``mantissa-<f>``,
+    one cell per bit), the value they mean, and the format's range (gid ``range-<f>``), all from
+    :func:`float_format_data`."""
+    data = float_format_data(value)
+    bit = 0.2
+    left = 1.5
+    figure, ax = canvas(12.6, 3.9, title=f"Three float formats: sign · exponent · mantissa, storing {value:g}")
+    for row, (name, d) in enumerate(data.items()):
+        y = 2.7 - row * 1.15
+        n_exp, n_man = d["exponent_bits"], d["mantissa_bits"]
+        ax.text(left - 0.15, y + bit / 2, f"{name}\n{len(d['bits'])} bits", ha="right", va="center", fontsize=10,
+                color=INK)
+        parts = [("sign", 1, colour(3)), ("exponent", n_exp, colour(0)), ("mantissa", n_man, colour(2))]
+        start = 0
+        for part, count, tint in parts:
+            token_strip(ax, list(d["bits"][start:start + count]), left + start * bit, y, cell=bit, fills=tint,
+                        gid=f"{part}-{name}", text_colour="white", fontsize=7)
+            label = part if part == "sign" else f"{part}: {count} bits"
+            ax.text(left + (start + count / 2) * bit, y - 0.08, label, ha="center", va="top", fontsize=8,
+                    color=tint)
+            start += count
+        ax.text(left + 32 * bit + 0.3, y + bit / 2,
+                f"stores {d['stored']:.10g}\nlargest {d['largest']:.3g}\nsmallest normal {d['smallest_normal']:.2g}, "
+                f"subnormal {d['smallest_subnormal']:.2g}",
+                ha="left", va="center", fontsize=9, color=INK, gid=f"range-{name}")
+    ax.text(left, -0.1, "Below fp16's smallest normal number a gradient loses digits, below its smallest subnormal it "
+            "becomes 0 (underflow).\nfp16 training multiplies the loss by a scale, which lifts every gradient, and "
+            "divides it out in fp32; bf16 has fp32's exponent and needs no scale.", fontsize=9, color=MUTED, va="center")
+    ax.set_ylim(-0.45, 3.3)
+    return finish(figure, show)
+
+
+MEMORY_PARTS = ("weights", "kv_cache", "activations")
+
+
+def memory_breakdown_data(config_name: str = "llama3-8b", context: int = 8192,
+                          precisions: tuple[str, ...] = ("fp32", "bf16", "int8", "int4")) -> dict[str, dict[str, float]]:
+    """GiB of ``weights``, ``kv_cache``, ``activations`` and ``total`` per precision: ``deployment_memory`` of
+    the preset ``config_name`` at batch 1 and ``context`` tokens, with its default cache and activation dtypes."""
+    from slm_course.deploy.hardware import deployment_memory
+    from slm_course.model import SLMConfig
+
+    config = SLMConfig.from_name(config_name)
+    return {p: {k: v / 2**30 for k, v in deployment_memory(config, p, context=context).items()} for p in precisions}
+
+
+def memory_breakdown(config_name: str = "llama3-8b", context: int = 8192,
+                     precisions: tuple[str, ...] = ("fp32", "bf16", "int8", "int4"),
+                     devices: tuple[str, ...] = ("phone (8 GiB, ~3 usable)", "laptop GPU, 8 GiB", "laptop, 16 GiB RAM",
+                                                 "RTX 4090, 24 GiB"), *, show: bool = True):
+    """Stacked horizontal bars, one per precision (gids ``weights-<p>``, ``kv_cache-<p>``, ``activations-<p>``,
+    widths in GiB from :func:`memory_breakdown_data`), and a dashed line per device at the memory it leaves
+    for a model (gid ``device-<name>``, from ``slm_course.deploy.hardware.DEVICES_GIB``)."""
+    from matplotlib.figure import Figure
+
+    from slm_course.deploy.hardware import DEVICES_GIB
+
+    data = memory_breakdown_data(config_name, context, precisions)
+    figure = Figure(figsize=(10, 3.8), dpi=100)
+    ax = figure.add_axes((0.08, 0.14, 0.9, 0.72))
+    names = {"weights": "weights", "kv_cache": "KV cache", "activations": "activations"}
+    for row, precision in enumerate(precisions):
+        start = 0.0
+        for i, part in enumerate(MEMORY_PARTS):
+            width = data[precision][part]
+            patch = ax.barh(row, width, left=start, color=colour(i), height=0.6,
+                            label=names[part] if row == 0 else None)[0]
+            patch.set_gid(f"{part}-{precision}")
+            start += width
+        ax.text(start + 0.3, row, f"{data[precision]['total']:.1f} GiB", va="center", fontsize=9, color=INK)
+    for k, device in enumerate(devices):
+        gib = DEVICES_GIB[device]
+        line = ax.axvline(gib, color=MUTED, ls="--", lw=1)
+        line.set_gid(f"device-{device}")
+        ax.text(gib + 0.2, -0.62 - 0.32 * (k % 2), device, ha="left", va="bottom",
+                fontsize=8, color=MUTED)
+    ax.set_yticks(range(len(precisions)), precisions)
+    ax.set_ylim(len(precisions) - 0.5, -1.1)  # first precision on top, room for the device names above it
+    ax.set_xlabel("GiB at batch 1")
+    ax.set_xlim(0, max(d["total"] for d in data.values()) * 1.12)
+    ax.legend(loc="center right", fontsize=9, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    figure.suptitle(f"What {config_name} needs at a {context:,}-token context: weights, KV cache, activations",
+                    fontsize=13, x=0.01, ha="left", y=0.98)
     return finish(figure, show)
