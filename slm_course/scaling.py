@@ -1,9 +1,15 @@
 """Scaling laws (chapter 4): a sweep of model sizes × token budgets, a Chinchilla-style fit, compute overheads.
 
 The law is Hoffmann et al.'s (2022) ``L(N, D) = E + A / N^α + B / D^β`` (loss in nats per token,
-``N`` parameters, ``D`` training tokens). :func:`fit_scaling_law` fits it the way Besiroglu et al.
-(2024) refit Chinchilla: the Huber loss (δ = 10⁻³) between the predicted and observed *log* loss,
-minimized by L-BFGS from a grid of starts, with bootstrap intervals from refits on resampled runs.
+``N`` parameters, ``D`` training tokens), their "approach 3". :func:`fit_scaling_law` fits it with
+Hoffmann et al.'s own method: the Huber loss (δ = 10⁻³) between the predicted and observed *log*
+loss, minimized by L-BFGS from a grid of starts. Bootstrap intervals from refits on resampled runs
+are what Besiroglu et al. (2024) added when they replicated that fit.
+
+The often quoted ≈ 20 tokens per parameter comes from Hoffmann et al.'s approaches 1 and 2 (fits of
+the compute-optimal frontier). Their published approach-3 constants (:data:`HOFFMANN`) give about 50
+at 10²¹ FLOPs and more at larger budgets: the inconsistency Besiroglu et al. found. Their refit of
+approach 3 (:data:`BESIROGLU`) lands near 20. :func:`published_tokens_per_parameter` computes both.
 :func:`compute_overhead` draws de Vries' (2023) "go smol or go home" curve: the extra compute a
 model k times smaller than compute-optimal needs to reach the same loss.
 """
@@ -16,9 +22,11 @@ from typing import Sequence
 
 import numpy as np
 
-# Published fits, losses in nats per token. Hoffmann et al. 2022 (Approach 3) and Besiroglu et al. 2024.
+# Published fits, losses in nats per token: Hoffmann et al. 2022 (approach 3, their eq. 10) and
+# Besiroglu et al. 2024 (their refit of approach 3 on the data read back from Hoffmann's figure).
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 BESIROGLU = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+PUBLISHED = {"Hoffmann et al. 2022, approach 3": HOFFMANN, "Besiroglu et al. 2024, refit": BESIROGLU}
 NAMES = ("E", "A", "B", "alpha", "beta")
 
 
@@ -36,9 +44,16 @@ def compute_optimal(compute: float, law: dict[str, float]) -> tuple[float, float
 
 
 def tokens_per_parameter(compute: float, law: dict[str, float]) -> float:
-    """Compute-optimal ``D / N`` at a compute budget (≈ 20 for Chinchilla's budget under its law)."""
+    """Compute-optimal ``D / N`` at a compute budget under ``law`` (it grows with the budget when β < α)."""
     n_opt, d_opt = compute_optimal(compute, law)
     return d_opt / n_opt
+
+
+def published_tokens_per_parameter(compute: float) -> dict[str, float]:
+    """Compute-optimal ``D / N`` at ``compute`` FLOPs under each law of :data:`PUBLISHED` (name → ratio)."""
+    if not compute > 0:
+        raise ValueError(f"compute must be a positive number of FLOPs, got {compute!r}.")
+    return {name: tokens_per_parameter(compute, law) for name, law in PUBLISHED.items()}
 
 
 def compute_overhead(size_fraction, compute: float, law: dict[str, float]):
@@ -123,7 +138,7 @@ class ScalingFit:
                 f"compute-optimal tokens per parameter at {self.compute:.2g} FLOPs: {self.tokens_per_parameter:.3g}")
         if self.bootstrap:
             low, high = self.interval("tokens_per_parameter")
-            text += f" (80% bootstrap interval {low:.3g} to {high:.3g}; Chinchilla ≈ 20)"
+            text += f" (80% bootstrap interval {low:.3g} to {high:.3g}; Chinchilla's approaches 1-2 ≈ 20)"
         return text
 
 
@@ -173,13 +188,15 @@ def sweep(train_ids, val_ids, widths: Sequence[int], token_budgets: Sequence[int
 
     ``N`` counts non-embedding parameters, ``D`` the training tokens (a whole number of steps of
     ``batch_size × context_length``), ``loss`` the mean validation loss in nats per token on
-    ``val_ids``. Every run uses warmup + cosine over its own budget, as Chinchilla did.
+    ``val_ids``. Every run uses warmup + cosine over its own budget, as Chinchilla did. ``progress``
+    shows one ``tqdm.auto`` bar over the runs.
     """
     import torch
 
     from slm_course.model import SLM, SLMConfig
     from slm_course.train.loop import TrainConfig, lm_loss, train
     from slm_course.train.metrics import token_batches
+    from slm_course.train.progress import progress_bar
 
     val = torch.as_tensor(val_ids, dtype=torch.long)
     n_windows = (len(val) - 1) // context_length
@@ -188,17 +205,18 @@ def sweep(train_ids, val_ids, widths: Sequence[int], token_budgets: Sequence[int
     inputs = val[: n_windows * context_length].view(n_windows, context_length)
     targets = val[1: n_windows * context_length + 1].view(n_windows, context_length)
     rows = []
-    for width in widths:
-        for budget in token_budgets:
+    with progress_bar(len(widths) * len(token_budgets), desc="scaling sweep", unit="run", enabled=progress) as bar:
+        for width, budget in itertools.product(widths, token_budgets):
             steps = max(1, int(budget) // (batch_size * context_length))
             torch.manual_seed(seed)
             config = SLMConfig.from_name("tiny", vocab_size=vocab_size, context_length=context_length, d_model=width,
                                          n_layers=n_layers, n_heads=max(1, width // 16))
             model = SLM(config)
             train(model, token_batches(train_ids, batch_size, context_length, seed=seed),
-                  TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 20), seed=seed, progress=progress))
+                  TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, steps // 20), seed=seed, progress=False))
             with torch.no_grad():
                 loss = float(lm_loss(model, (inputs, targets)))
             rows.append({"d_model": width, "N": non_embedding_parameters(model), "D": steps * batch_size * context_length,
                          "loss": loss})
+            bar.update(1)
     return rows

@@ -8,6 +8,7 @@ from slm_course.scaling import (
     compute_optimal,
     compute_overhead,
     fit_scaling_law,
+    published_tokens_per_parameter,
     scaling_loss,
     tokens_per_parameter,
 )
@@ -52,6 +53,29 @@ def test_published_constants_give_the_published_tokens_per_parameter():
     assert tokens_per_parameter(chinchilla_compute, HOFFMANN) > 50
     n_opt, d_opt = compute_optimal(1e21, BESIROGLU)
     assert 6 * n_opt * d_opt == pytest.approx(1e21)
+
+
+def brute_force_tokens_per_parameter(compute, law):
+    """D/N at the minimum of the law along 6 N D = compute, found on a fine grid of N (no closed form)."""
+    N = np.geomspace(1e6, 1e13, 200_001)
+    D = compute / (6 * N)
+    best = np.argmin(scaling_loss(N, D, **law))
+    return D[best] / N[best]
+
+
+def test_published_laws_disagree_at_1e21_flops_as_besiroglu_found():
+    # Hoffmann's approach-3 constants give ≈ 50 tokens per parameter at 1e21 FLOPs, growing with the
+    # budget; Besiroglu et al.'s refit stays near the ≈ 20 of Hoffmann's approaches 1-2.
+    ratios = published_tokens_per_parameter(1e21)
+    hoffmann, besiroglu = ratios["Hoffmann et al. 2022, approach 3"], ratios["Besiroglu et al. 2024, refit"]
+    assert hoffmann == pytest.approx(brute_force_tokens_per_parameter(1e21, HOFFMANN), rel=1e-3)
+    assert besiroglu == pytest.approx(brute_force_tokens_per_parameter(1e21, BESIROGLU), rel=1e-3)
+    assert 45 < hoffmann < 55 and 15 < besiroglu < 25
+    later = published_tokens_per_parameter(1e24)
+    assert later["Hoffmann et al. 2022, approach 3"] > 1.5 * hoffmann
+    assert 15 < later["Besiroglu et al. 2024, refit"] < 25
+    with pytest.raises(ValueError, match="positive"):
+        published_tokens_per_parameter(0)
 
 
 def test_compute_overhead_grows_as_the_model_shrinks():

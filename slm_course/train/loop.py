@@ -190,10 +190,9 @@ def train(
     and new ones are written every ``checkpoint_every`` steps and at the end. The model may be
     wrapped in ``DistributedDataParallel`` (see :mod:`slm_course.train.ddp`) or ``torch.compile``.
     """
-    from tqdm.auto import tqdm
-
     from slm_course.device import set_seed
     from slm_course.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from slm_course.train.progress import progress_bar
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}.")
@@ -207,42 +206,42 @@ def train(
     if config.checkpoint_dir and (found := latest_checkpoint(config.checkpoint_dir)) is not None:
         start, history = load_checkpoint(found, model, optimizer, config)
     rank, N = _rank(), config.grad_accum_steps
-    bar = tqdm(total=config.max_steps, initial=start, disable=not config.progress or rank != 0, desc="training")
+    bar_on = config.progress and rank == 0
     device = next(iter(params)).device
     model.train()
-    for step in range(start, config.max_steps):
-        lr = lr_at(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        total = torch.zeros((), device=device)
-        for micro in range(N):
-            batch = to_device(batches(step * N + micro), device)
-            # DDP averages gradients across processes at each backward; skip that until the last micro-batch.
-            sync = model.no_sync() if _is_ddp(model) and micro < N - 1 else contextlib.nullcontext()
-            with sync:
-                loss = loss_fn(model, batch)
-                (loss / N).backward()  # N micro-batches of mean losses → the mean over one big batch
-            total += loss.detach()
-        norm = clip_grad_norm(params, config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        mean_loss = total / N
-        if _is_ddp(model):
-            torch.distributed.all_reduce(mean_loss)
-            mean_loss /= torch.distributed.get_world_size()
-        history.step.append(step)
-        history.train_loss.append(float(mean_loss))
-        history.lr.append(lr)
-        history.grad_norm.append(norm)
-        last = step == config.max_steps - 1
-        if eval_fn is not None and (last or (config.eval_every and (step + 1) % config.eval_every == 0)):
-            history.evals.append({"step": step, **evaluate(model, eval_fn)})
-        if config.checkpoint_dir and (last or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
-            if rank == 0:
-                save_checkpoint(config.checkpoint_dir, model, optimizer, config, step + 1, history)
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", lr=f"{lr:.2e}", refresh=False)
-        bar.update(1)
-    bar.close()
+    with progress_bar(config.max_steps, desc="training", initial=start, enabled=bar_on) as bar:
+        for step in range(start, config.max_steps):
+            lr = lr_at(step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            total = torch.zeros((), device=device)
+            for micro in range(N):
+                batch = to_device(batches(step * N + micro), device)
+                # DDP averages gradients across processes at each backward; skip that until the last micro-batch.
+                sync = model.no_sync() if _is_ddp(model) and micro < N - 1 else contextlib.nullcontext()
+                with sync:
+                    loss = loss_fn(model, batch)
+                    (loss / N).backward()  # N micro-batches of mean losses → the mean over one big batch
+                total += loss.detach()
+            norm = clip_grad_norm(params, config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            mean_loss = total / N
+            if _is_ddp(model):
+                torch.distributed.all_reduce(mean_loss)
+                mean_loss /= torch.distributed.get_world_size()
+            history.step.append(step)
+            history.train_loss.append(float(mean_loss))
+            history.lr.append(lr)
+            history.grad_norm.append(norm)
+            last = step == config.max_steps - 1
+            if eval_fn is not None and (last or (config.eval_every and (step + 1) % config.eval_every == 0)):
+                history.evals.append({"step": step, **evaluate(model, eval_fn)})
+            if config.checkpoint_dir and (last or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
+                if rank == 0:
+                    save_checkpoint(config.checkpoint_dir, model, optimizer, config, step + 1, history)
+            bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}", lr=f"{lr:.2e}", refresh=False)
+            bar.update(1)
     model.eval()
     return history
 
