@@ -7,7 +7,8 @@ harness agree, they agree through two different paths: ``lm-eval``'s prompt buil
 against the course's.
 
 :func:`evaluate_mmlu_with_lm_eval` writes the bundled MMLU questions to a local JSON-lines file and a
-task config with the same prompt as ``lm-eval``'s ``mmlu`` task, so nothing is downloaded.
+task config with the same prompt as ``lm-eval``'s ``mmlu`` task (its per-subject header included), so
+nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ MMLU_LETTER_TASK = {
     "dataset_path": "json",
     "output_type": "multiple_choice",
     "test_split": "train",
+    # lm-eval's mmlu_<subject>.yaml says "… about <subject with spaces>.\n\n"; here one task holds every subject
+    "description": "The following are multiple choice questions (with answers) about {{subject_name}}.\n\n",
     "doc_to_text": "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:",
     "doc_to_choice": ["A", "B", "C", "D"],
     "doc_to_target": "answer",
@@ -108,7 +111,7 @@ def write_local_task(folder: Path, questions: Sequence, task: dict = MMLU_LETTER
     with data.open("w", encoding="utf-8") as handle:
         for q in questions:
             handle.write(json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer,
-                                     "subject": q.subject}) + "\n")
+                                     "subject": q.subject, "subject_name": " ".join(q.subject.split("_"))}) + "\n")
     config = dict(task, dataset_kwargs={"data_files": {"train": str(data)}})
     path = folder / f"{task['task']}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
