@@ -118,19 +118,35 @@ def write_local_task(folder: Path, questions: Sequence, task: dict = MMLU_LETTER
     return path
 
 
-def evaluate_mmlu_with_lm_eval(model: torch.nn.Module, tokenizer, questions: Sequence, prefix_id: int | None = None) -> dict:
+def evaluate_mmlu_with_lm_eval(model: torch.nn.Module, tokenizer, questions: Sequence, prefix_id: int | None = None,
+                               *, quiet: bool = True) -> dict:
     """Run ``lm-eval`` (zero-shot, letter format) on ``questions``; return its per-item log-likelihoods
-    (``lls``, one list of 4 per question, in order), predictions and accuracy."""
+    (``lls``, one list of 4 per question, in order), predictions and accuracy.
+
+    ``quiet`` keeps ``lm-eval``'s and ``datasets``' progress bars and stderr log out of the output (they
+    would stay in a stored notebook); errors are still raised."""
+    import contextlib
+    import io
+
+    import datasets
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     four = [q for q in questions if len(q.choices) == 4]
-    with tempfile.TemporaryDirectory() as tmp:
-        write_local_task(Path(tmp), four)
-        manager = TaskManager(include_path=tmp, include_defaults=False)
-        out = lm_eval.simple_evaluate(model=SLMForLMEval(model, tokenizer, prefix_id), tasks=[MMLU_LETTER_TASK["task"]],
-                                      num_fewshot=0, task_manager=manager, log_samples=True, bootstrap_iters=0,
-                                      verbosity="ERROR")
+    bars_were_on = not datasets.utils.are_progress_bars_disabled()
+    if quiet:
+        datasets.disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory() as tmp, \
+                (contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()):
+            write_local_task(Path(tmp), four)
+            manager = TaskManager(include_path=tmp, include_defaults=False)
+            out = lm_eval.simple_evaluate(model=SLMForLMEval(model, tokenizer, prefix_id),
+                                          tasks=[MMLU_LETTER_TASK["task"]], num_fewshot=0, task_manager=manager,
+                                          log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+    finally:
+        if quiet and bars_were_on:
+            datasets.enable_progress_bars()
     samples = sorted(out["samples"][MMLU_LETTER_TASK["task"]], key=lambda s: s["doc_id"])
     lls = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
     predictions = [max(range(4), key=lambda i: row[i]) for row in lls]
