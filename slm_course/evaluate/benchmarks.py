@@ -8,7 +8,7 @@ as a continuation of the question and pick the most likely one.
   leading space), so long options are not penalised for having more tokens to pay for.
 - MMLU two ways: **letter** (``lm-eval``'s format: the options are listed and the model scores " A",
   " B", " C", " D") and **cloze** (the format SmolLM2's authors report: the model scores each option's
-  text after "Answer:").
+  text after "Answer:"); both open with ``lm-eval``'s header naming the subject.
 - Winogrande **partial** scoring: two contexts (the sentence up to the blank, each option filled in)
   and one shared continuation (the rest of the sentence); the better context wins.
 - TruthfulQA **MC1** (is the single true answer the most likely?) and **MC2** (probability mass on
@@ -45,23 +45,43 @@ class MultipleChoiceItem:
 LETTERS = "ABCDEFGHIJ"
 
 
-def mmlu_letter_prompt(question: str, choices: Sequence[str]) -> str:
-    """MMLU as ``lm-eval``'s ``mmlu`` task writes it: the options listed, then "Answer:"."""
+def mmlu_header(subject: str, style: str = "letter") -> str:
+    """The line ``lm-eval``'s MMLU tasks put before the question (their ``description``), blank line included.
+
+    ``subject`` is MMLU's name for it (``"high_school_us_history"``); the header spells it with spaces.
+    Letter form: "The following are multiple choice questions (with answers) about high school us history.";
+    cloze form (``mmlu_continuation``): "The following are questions (with answers) about …". An empty
+    ``subject`` gives no header.
+    """
+    if not subject:
+        return ""
+    kind = {"letter": "multiple choice questions", "cloze": "questions"}.get(style)
+    if kind is None:
+        raise ValueError(f"style must be 'letter' or 'cloze', got {style!r}.")
+    return f"The following are {kind} (with answers) about {' '.join(subject.split('_'))}.\n\n"
+
+
+def mmlu_letter_prompt(question: str, choices: Sequence[str], subject: str = "") -> str:
+    """MMLU as ``lm-eval``'s ``mmlu`` task writes it: the subject's header, the question, the options
+    listed with letters, then "Answer:"."""
     lines = [question.strip()] + [f"{LETTERS[i]}. {c}" for i, c in enumerate(choices)]
-    return "\n".join(lines) + "\nAnswer:"
+    return mmlu_header(subject, "letter") + "\n".join(lines) + "\nAnswer:"
 
 
-def mmlu_cloze_prompt(question: str) -> str:
-    """MMLU in cloze form (``lm-eval``'s ``mmlu_continuation``): the options are scored as text."""
-    return f"Question: {question.strip()}\nAnswer:"
+def mmlu_cloze_prompt(question: str, subject: str = "") -> str:
+    """MMLU in cloze form (``lm-eval``'s ``mmlu_continuation``): the subject's header, then the question;
+    the options are scored as text."""
+    return mmlu_header(subject, "cloze") + f"Question: {question.strip()}\nAnswer:"
 
 
 def mmlu_item(question: str, choices: Sequence[str], answer: int, style: str = "letter", subject: str = "") -> MultipleChoiceItem:
-    """An MMLU question in ``style`` "letter" (options " A" … " D") or "cloze" (the options' text)."""
+    """An MMLU question in ``style`` "letter" (options " A" … " D") or "cloze" (the options' text), with
+    ``lm-eval``'s header for ``subject`` when one is given."""
     if style == "letter":
-        return MultipleChoiceItem(mmlu_letter_prompt(question, choices), list(LETTERS[: len(choices)]), answer, subject)
+        return MultipleChoiceItem(mmlu_letter_prompt(question, choices, subject), list(LETTERS[: len(choices)]), answer,
+                                  subject)
     if style == "cloze":
-        return MultipleChoiceItem(mmlu_cloze_prompt(question), list(choices), answer, subject)
+        return MultipleChoiceItem(mmlu_cloze_prompt(question, subject), list(choices), answer, subject)
     raise ValueError(f"style must be 'letter' or 'cloze', got {style!r}.")
 
 

@@ -7,7 +7,8 @@ harness agree, they agree through two different paths: ``lm-eval``'s prompt buil
 against the course's.
 
 :func:`evaluate_mmlu_with_lm_eval` writes the bundled MMLU questions to a local JSON-lines file and a
-task config with the same prompt as ``lm-eval``'s ``mmlu`` task, so nothing is downloaded.
+task config with the same prompt as ``lm-eval``'s ``mmlu`` task (its per-subject header included), so
+nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -92,6 +93,8 @@ MMLU_LETTER_TASK = {
     "dataset_path": "json",
     "output_type": "multiple_choice",
     "test_split": "train",
+    # lm-eval's mmlu_<subject>.yaml says "… about <subject with spaces>.\n\n"; here one task holds every subject
+    "description": "The following are multiple choice questions (with answers) about {{subject_name}}.\n\n",
     "doc_to_text": "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:",
     "doc_to_choice": ["A", "B", "C", "D"],
     "doc_to_target": "answer",
@@ -108,26 +111,42 @@ def write_local_task(folder: Path, questions: Sequence, task: dict = MMLU_LETTER
     with data.open("w", encoding="utf-8") as handle:
         for q in questions:
             handle.write(json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer,
-                                     "subject": q.subject}) + "\n")
+                                     "subject": q.subject, "subject_name": " ".join(q.subject.split("_"))}) + "\n")
     config = dict(task, dataset_kwargs={"data_files": {"train": str(data)}})
     path = folder / f"{task['task']}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
 
 
-def evaluate_mmlu_with_lm_eval(model: torch.nn.Module, tokenizer, questions: Sequence, prefix_id: int | None = None) -> dict:
+def evaluate_mmlu_with_lm_eval(model: torch.nn.Module, tokenizer, questions: Sequence, prefix_id: int | None = None,
+                               *, quiet: bool = True) -> dict:
     """Run ``lm-eval`` (zero-shot, letter format) on ``questions``; return its per-item log-likelihoods
-    (``lls``, one list of 4 per question, in order), predictions and accuracy."""
+    (``lls``, one list of 4 per question, in order), predictions and accuracy.
+
+    ``quiet`` keeps ``lm-eval``'s and ``datasets``' progress bars and stderr log out of the output (they
+    would stay in a stored notebook); errors are still raised."""
+    import contextlib
+    import io
+
+    import datasets
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     four = [q for q in questions if len(q.choices) == 4]
-    with tempfile.TemporaryDirectory() as tmp:
-        write_local_task(Path(tmp), four)
-        manager = TaskManager(include_path=tmp, include_defaults=False)
-        out = lm_eval.simple_evaluate(model=SLMForLMEval(model, tokenizer, prefix_id), tasks=[MMLU_LETTER_TASK["task"]],
-                                      num_fewshot=0, task_manager=manager, log_samples=True, bootstrap_iters=0,
-                                      verbosity="ERROR")
+    bars_were_on = not datasets.utils.are_progress_bars_disabled()
+    if quiet:
+        datasets.disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory() as tmp, \
+                (contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()):
+            write_local_task(Path(tmp), four)
+            manager = TaskManager(include_path=tmp, include_defaults=False)
+            out = lm_eval.simple_evaluate(model=SLMForLMEval(model, tokenizer, prefix_id),
+                                          tasks=[MMLU_LETTER_TASK["task"]], num_fewshot=0, task_manager=manager,
+                                          log_samples=True, bootstrap_iters=0, verbosity="ERROR")
+    finally:
+        if quiet and bars_were_on:
+            datasets.enable_progress_bars()
     samples = sorted(out["samples"][MMLU_LETTER_TASK["task"]], key=lambda s: s["doc_id"])
     lls = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
     predictions = [max(range(4), key=lambda i: row[i]) for row in lls]

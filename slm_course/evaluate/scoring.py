@@ -100,23 +100,30 @@ def loglikelihood_shared(model: torch.nn.Module, context_ids: list[int], options
 
 
 def loglikelihoods(model: torch.nn.Module, tokenizer: Tokenizer, requests: Sequence[Request], *,
-                   prefix_id: int | None = None, share_context: bool = True) -> list[tuple[float, bool]]:
+                   prefix_id: int | None = None, share_context: bool = True, progress: bool = False,
+                   desc: str = "scoring") -> list[tuple[float, bool]]:
     """``(log-likelihood, is_greedy)`` for every request, in order.
 
     With ``share_context`` requests with the same context are scored together from one KV cache.
+    ``progress`` shows a ``tqdm.auto`` bar (labelled ``desc``) over the contexts, one per question; a
+    stored notebook keeps it finished.
     """
+    from slm_course.train.progress import progress_bar
+
     model.eval()
     encoded = [encode_pair(tokenizer, r.context, r.continuation, prefix_id) for r in requests]
     results: list[tuple[float, bool] | None] = [None] * len(requests)
     groups: dict[tuple[int, ...], list[int]] = {}
     for index, (context_ids, _) in enumerate(encoded):
         groups.setdefault(tuple(context_ids), []).append(index)
-    for context_ids, members in groups.items():
-        options = [encoded[i][1] for i in members]
-        if share_context:
-            scores = loglikelihood_shared(model, list(context_ids), options)
-        else:
-            scores = [loglikelihood_one(model, list(context_ids), o) for o in options]
-        for index, score in zip(members, scores):
-            results[index] = score
+    with progress_bar(len(groups), desc=desc, unit="question", enabled=progress) as bar:
+        for context_ids, members in groups.items():
+            options = [encoded[i][1] for i in members]
+            if share_context:
+                scores = loglikelihood_shared(model, list(context_ids), options)
+            else:
+                scores = [loglikelihood_one(model, list(context_ids), o) for o in options]
+            for index, score in zip(members, scores):
+                results[index] = score
+            bar.update(1)
     return results  # type: ignore[return-value]

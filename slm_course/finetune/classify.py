@@ -231,13 +231,17 @@ def classification_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tenso
 
 @torch.no_grad()
 def cached_hidden(model: nn.Module, ids: torch.Tensor, n_frozen: int, *, batch_size: int = 32,
-                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+                  attention_mask: torch.Tensor | None = None, progress: bool = False,
+                  desc: str = "frozen blocks") -> torch.Tensor:
     """Activations ``(N, T, d_model)`` after the first ``n_frozen`` blocks, computed once (no grad).
 
     With ``attention_mask`` the rows run in order of length, each batch only up to its longest row
     (right padding), and the rest stays zero: the same values at every real position, far fewer
-    tokens computed than padding every batch to the longest message.
+    tokens computed than padding every batch to the longest message. ``progress`` shows a
+    ``tqdm.auto`` bar over the messages (labelled ``desc``).
     """
+    from slm_course.train.progress import progress_bar
+
     was_training = model.training
     model.eval()
     out = torch.zeros(ids.shape[0], ids.shape[1], model.config.d_model, device=ids.device)  # where ids are
@@ -245,10 +249,12 @@ def cached_hidden(model: nn.Module, ids: torch.Tensor, n_frozen: int, *, batch_s
     lengths = (attention_mask.sum(1) if attention_mask is not None
                else torch.full((ids.shape[0],), ids.shape[1], device=ids.device))
     order = torch.argsort(lengths, stable=True)  # similar lengths share a batch: little padding computed
-    for start in range(0, ids.shape[0], batch_size):
-        rows = order[start:start + batch_size]
-        T = int(lengths[rows].max())
-        out[rows, :T] = _embed_and_run(model, ids[rows, :T].to(device), 0, n_frozen).to(out.device)
+    with progress_bar(ids.shape[0], desc=desc, unit="message", enabled=progress) as bar:
+        for start in range(0, ids.shape[0], batch_size):
+            rows = order[start:start + batch_size]
+            T = int(lengths[rows].max())
+            out[rows, :T] = _embed_and_run(model, ids[rows, :T].to(device), 0, n_frozen).to(out.device)
+            bar.update(len(rows))
     model.train(was_training)
     return out
 
@@ -371,6 +377,8 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
     ``blocks``: how many top blocks train (plus final norm and head), or ``"all"``. With an int, the
     frozen lower blocks run once (:func:`cached_hidden`) and steps go through the top only. With
     ``lora_rank`` the top blocks' attention gets LoRA adapters (α = 2·r) instead of full updates.
+    ``progress`` shows ``tqdm.auto`` bars: one over the messages while the frozen blocks run, one over
+    the training steps (with the loss); a stored notebook keeps them finished, never at 0 %.
     Returns ``{"history", "validation", "test", "trainable", "seconds", "adapted", "cache"}`` (``adapted``
     the module trained: the model or its :class:`TopBlocks`; ``cache`` the frozen blocks' activations,
     which a second run with the same ``blocks`` on a fresh copy of the same model may reuse; with a
@@ -379,6 +387,7 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
     """
     from slm_course.finetune.lora import apply_lora
     from slm_course.train import TrainConfig, train
+    from slm_course.train.progress import progress_bar
 
     started = time.perf_counter()
     reuse = cache is not None and blocks != "all"  # the top blocks train on activations already computed
@@ -401,8 +410,14 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
         adapted = model
     else:
         adapted = TopBlocks(model, n_layers - blocks)
-        data = cache if reuse else {name: (cached_hidden(model, ids, n_layers - blocks, attention_mask=mask), mask, labels)
-                                    for name, (ids, mask, labels) in data.items()}
+        if not reuse:  # every split through the frozen blocks once, one bar over all their messages
+            frozen = {}
+            with progress_bar(sum(len(labels) for _, _, labels in data.values()), desc="frozen blocks, once",
+                              unit="message", enabled=progress) as bar:
+                for name, (ids, mask, labels) in data.items():
+                    frozen[name] = (cached_hidden(model, ids, n_layers - blocks, attention_mask=mask), mask, labels)
+                    bar.update(len(labels))
+        data = cache if reuse else frozen
     inputs, mask, labels = data["train"]
     n, per_epoch = len(labels), max(1, len(labels) // batch_size)
 
@@ -416,8 +431,15 @@ def train_classifier(model: nn.Module, splits, *, pad_id: int, max_length: int, 
         return {"val_accuracy": result["accuracy"], "val_loss": result["loss"]}
 
     config = TrainConfig(max_steps=max_steps, lr=lr, warmup_steps=max(1, max_steps // 10), weight_decay=0.0,
-                         eval_every=eval_every, seed=seed, progress=progress)
-    history = train(adapted, batches, config, loss_fn=classification_loss, eval_fn=eval_fn)
+                         eval_every=eval_every, seed=seed, progress=False)
+    with progress_bar(max_steps, desc="training", unit="step", enabled=progress) as bar:
+        def step_loss(module: nn.Module, batch) -> torch.Tensor:  # one call per step (no accumulation)
+            loss = classification_loss(module, batch)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+            bar.update(1)
+            return loss
+
+        history = train(adapted, batches, config, loss_fn=step_loss, eval_fn=eval_fn)
     return {"history": history, "validation": evaluate(adapted, *data["validation"]),
             "test": evaluate(adapted, *data["test"]) if "test" in data else None, "trainable": trainable,
             "seconds": time.perf_counter() - started, "adapted": adapted, "cache": data}

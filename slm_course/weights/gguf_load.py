@@ -117,3 +117,24 @@ def load_gguf(path: str | os.PathLike) -> tuple[SLM, dict[str, Any]]:
     info = {"metadata": summarize(meta), "tensor_types": dict(tensor_kinds(reader)), "file_bytes": path.stat().st_size,
             "seconds": time.perf_counter() - start, "meta": meta}
     return model.eval(), info
+
+
+def transformers_from_gguf(path: str | os.PathLike, *, progress: bool = False):
+    """``transformers``' own model for a GGUF file (float32, eval mode): the reference chapter 6 compares
+    against. ``transformers`` reads the file with the ``gguf`` package, then dequantizes every tensor
+    under a ``tqdm`` bar of its own; ``progress=False`` hides that bar (a stored notebook would keep it at 0 %)."""
+    import functools
+
+    import transformers
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    path = Path(path)
+    bar = gguf_utils.tqdm
+    if not progress:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                                  dtype=torch.float32)
+    finally:
+        gguf_utils.tqdm = bar
+    return model.eval()

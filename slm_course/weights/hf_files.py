@@ -43,6 +43,20 @@ def read_hf_config(folder: str | os.PathLike) -> SimpleNamespace:
     return SimpleNamespace(**fields)
 
 
+def read_safetensors_header(path: str | os.PathLike) -> tuple[int, dict[str, dict[str, Any]]]:
+    """A ``.safetensors`` file's header, read by hand: ``(header_length, {name: {"dtype", "shape",
+    "data_offsets"}})``. The file is 8 bytes (little-endian u64: the header's length), the JSON header,
+    then the tensors' bytes; ``data_offsets`` are ``[start, end)`` counted from the end of the header.
+    ``__metadata__`` (if present) is left out."""
+    import struct
+
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+    header.pop("__metadata__", None)
+    return length, header
+
+
 def read_safetensors(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Every tensor of ``model.safetensors`` or of the shards its index lists."""
     from safetensors.torch import load_file

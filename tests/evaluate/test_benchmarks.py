@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,18 @@ def test_shared_prefix_cache_gives_the_same_loglikelihoods_as_scoring_alone(tiny
         assert a == pytest.approx(b, abs=1e-4) and ga == gb
 
 
+def test_a_progress_bar_counts_the_contexts_and_changes_no_score(tiny, capsys):
+    pytest.importorskip("slm_course.generate")
+    tok = CharTokenizer()
+    requests = [Request("The cat sat on the", " mat"), Request("The cat sat on the", " hat"), Request("Dogs", " bark")]
+    quiet = loglikelihoods(tiny, tok, requests)
+    assert "scoring" not in capsys.readouterr().err
+    shown = loglikelihoods(tiny, tok, requests, progress=True, desc="MMLU letter")
+    assert shown == quiet
+    bar = capsys.readouterr().err
+    assert "MMLU letter" in bar and "2/2" in bar  # two contexts, each run once
+
+
 def test_acc_and_acc_norm_can_disagree():
     options = ["yes", "absolutely not"]
     lls = [-3.0, -4.0]  # the long option costs more in total but less per character
@@ -77,6 +90,25 @@ def test_mmlu_prompts_match_lm_eval_templates():
     assert [r.continuation for r in bm.requests_of(cloze)] == [" 3", " 4", " 5", " 6"]
     with pytest.raises(ValueError, match="letter"):
         bm.mmlu_item(q, ["3", "4"], 0, "other")
+
+
+@pytest.mark.parametrize("subject", ["anatomy", "high_school_us_history", "college_computer_science"])
+def test_mmlu_header_is_lm_evals_description_of_the_subject(subject):
+    """The header is what lm-eval 0.4.13's own mmlu_<subject>.yaml (letter) and its continuation task (cloze) say."""
+    yaml = pytest.importorskip("yaml")
+    tasks = Path(pytest.importorskip("lm_eval").__file__).parent / "tasks" / "mmlu"
+
+    def description(kind: str) -> str:
+        return yaml.safe_load((tasks / kind / f"mmlu_{subject}.yaml").read_text(encoding="utf-8"))["description"]
+
+    letter = bm.mmlu_item("What is 2 + 2?", ["3", "4", "5", "6"], 1, "letter", subject)
+    cloze = bm.mmlu_item("What is 2 + 2?", ["3", "4", "5", "6"], 1, "cloze", subject)
+    assert letter.context == description("default") + "What is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:"
+    assert cloze.context == description("continuation") + "Question: What is 2 + 2?\nAnswer:"
+    assert letter.context.startswith("The following are multiple choice questions (with answers) about ")
+    assert bm.mmlu_header("") == ""
+    with pytest.raises(ValueError, match="letter"):
+        bm.mmlu_header(subject, "other")
 
 
 def test_the_asset_has_282_mmlu_questions_in_57_subjects():
@@ -174,6 +206,27 @@ def test_quality_vs_size_plot_labels_every_source():
     assert all(any(row["model"] == t for t in texts) for row in OPENELM_TABLE)
     assert "course SmolLM2" in texts and "SmolLM2-135M (card)" in texts
     assert all(ax.get_xscale() == "log" and ax.get_ylabel() for ax in fig.axes)
+
+
+@pytest.mark.parametrize("task", ["HellaSwag", "WinoGrande", "ARC-c"])
+def test_quality_vs_size_labels_overlap_no_label_nor_the_legend(task):
+    import itertools
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from slm_course.evaluate.published import plot_quality_vs_size
+
+    fig = plot_quality_vs_size({"measured here": (0.135, 2.0, 40.0)}, task=task)
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == 12 if task != "ARC-c" else len(boxes) == 11  # ten published, the card (not ARC-c), ours
+        assert not [(a.get_text(), b.get_text()) for a, b in itertools.combinations(ax.texts, 2)
+                    if a.get_window_extent(renderer).overlaps(b.get_window_extent(renderer))]
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not any(box.overlaps(legend) for box in boxes)
+        frame = ax.get_window_extent(renderer)
+        assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and frame.y0 <= b.y0 and b.y1 <= frame.y1 for b in boxes)
 
 
 def test_multiple_choice_diagram_draws_every_option_and_marks_the_pick():

@@ -25,7 +25,9 @@ def test_course_harness_agrees_with_lm_eval_on_mmlu_items():
     model = SLM(SLMConfig.from_name("tiny", context_length=512)).eval()
     questions = [q for q in mmlu_questions() if len(q.choices) == 4][:24]
     reference = evaluate_mmlu_with_lm_eval(model, tokenizer, questions)
-    items = [mmlu_item(q.question, q.choices, q.answer, "letter") for q in questions]
+    assert len({q.subject for q in questions}) > 1  # several subjects: each item's own header
+    items = [mmlu_item(q.question, q.choices, q.answer, "letter", q.subject) for q in questions]
+    assert all(item.context.startswith("The following are multiple choice questions") for item in items)
     ours = [[ll for ll, _ in loglikelihoods(model, tokenizer, requests_of(item))] for item in items]
     assert np.abs(np.array(ours) - np.array(reference["lls"])).max() < 1e-4
     assert [int(np.argmax(row)) for row in ours] == reference["predictions"]

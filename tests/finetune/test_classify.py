@@ -175,6 +175,24 @@ def test_train_classifier_learns_a_toy_task(settings):
         assert run["trainable"] == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) + 2 * 48 + 2
 
 
+def test_progress_bars_count_messages_and_steps_and_change_nothing(capsys):
+    data = C.split(toy_dataset(40, 40), seed=0)
+    splits = {k: C.tokenize(v, encode, 24) for k, v in data.items()}
+    runs = []
+    for progress in (False, True):
+        model = tiny_classifier()
+        runs.append(C.train_classifier(model, splits, pad_id=0, max_length=24, max_steps=12, batch_size=8, lr=3e-3,
+                                       eval_every=6, progress=progress))
+        bars = capsys.readouterr().err
+        if not progress:
+            assert "training" not in bars and "frozen" not in bars
+    assert runs[0]["history"].train_loss == runs[1]["history"].train_loss
+    assert torch.equal(runs[0]["test"]["confusion"], runs[1]["test"]["confusion"])
+    assert "training" in bars and "12/12" in bars  # the steps bar ends full
+    assert "frozen blocks, once" in bars and "80/80" in bars  # every message of every split ran once
+    assert "loss=" in bars
+
+
 def test_balanced_indices():
     labels = [1, 0, 0, 2, 0, 1, 2, 2, 0]
     assert C.balanced_indices(labels) == [0, 1, 2, 3, 5, 6]

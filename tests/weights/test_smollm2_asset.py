@@ -42,8 +42,13 @@ def parity_strings() -> list[str]:
 def pair():
     path = smollm2_gguf_path()
     ours, tokenizer = smollm2()
-    reference = transformers.AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from slm_course.weights.gguf_load import transformers_from_gguf
+
+    bar = gguf_utils.tqdm
+    reference = transformers_from_gguf(path)  # transformers' own loader, its dequantizing bar hidden
+    assert gguf_utils.tqdm is bar and not reference.training  # put back as it was
     ref_tokenizer = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     return ours, tokenizer, reference, ref_tokenizer
 
