@@ -74,11 +74,9 @@ q1 = Problem(
     hints=[
         "Lower-case the text first, then split it into words on whitespace; a dict (or collections.Counter) "
         "counts them. Punctuation stays part of its word.",
-        "Which `split` drops empty strings and splits on tabs and newlines too? Fill in:\n"
-        "    counts = {}\n"
-        "    for word in text.____().____():\n"
-        "        counts[word] = counts.get(word, ____) + 1\n"
-        "    return counts",
+        "Called with no argument, `str.split` cuts on any run of spaces, tabs and newlines and never "
+        "yields an empty string: on 'A  b\\nA' lower-casing then splitting gives three words, and the "
+        "counts are a: 2, b: 1.",
     ],
     points=1,
 )
@@ -89,10 +87,10 @@ q2 = Problem(
         "softmax(x)_i = exp(x_i) / Σ_j exp(x_j) over the last dimension. Subtracting the same number from "
         "every entry of a row changes nothing mathematically; choose the number that makes the largest "
         "entry 0, so no exp can overflow. `torch.softmax` is off limits here.",
-        "Fill in (and do not change `x` in place: `x -= ...` edits the caller's tensor):\n"
-        "    shifted = x - x.____(dim=____, keepdim=True).values\n"
-        "    exps = shifted.____()\n"
-        "    return exps / exps.____(dim=____, keepdim=True)",
+        "Worked on one row: [1000, 1001, 1002] minus its largest entry is [-2, -1, 0], whose "
+        "exponentials are finite; dividing each by their total gives about [0.09, 0.24, 0.67]. Take that "
+        "largest entry per row, over the last dimension, keeping that dimension (size 1) so the "
+        "subtraction broadcasts.",
     ],
     points=2,
 )
@@ -103,10 +101,9 @@ q3 = Problem(
     hints=[
         "Each head takes its own consecutive slice of the D features of every token: first cut the last "
         "dimension into (H, D // H), then move the head dimension in front of the tokens.",
-        "Fill in (reshaping straight to (B, H, T, D // H) would mix tokens across heads):\n"
-        "    batch, tokens, width = x.shape\n"
-        "    x = x.view(batch, tokens, ____, ____)   # (B, T, H, hd)\n"
-        "    return x.transpose(____, ____)          # (B, H, T, hd)",
+        "Worked on shapes: an input of 1 × 2 × 6 cut into 3 heads is first viewed as 1 × 2 × 3 × 2 — "
+        "token, head, feature — and only then are the token and head dimensions swapped, giving 1 × 3 × "
+        "2 × 2.",
     ],
     points=2,
 )

@@ -156,9 +156,9 @@ q1 = Problem(
         "Cut the text into words and single punctuation marks with the statement's regular expression, "
         "keep each distinct token once in sorted order (case matters), number them from 0, then give "
         "the special tokens the next ids in the order they are given.",
-        "Fill in:\n"
-        "    tokens = ____(set(re.findall(r\"\\w+|[^\\w\\s]\", text)))\n"
-        "    return {token: i for i, token in enumerate([*tokens, *____])}",
+        "With the statement's pattern, 'b a, b' cuts into ['b', 'a', ',', 'b']; a set keeps each token "
+        "once, and Python sorts strings by code point, so ',' comes before 'a'. Those get ids 0, 1, 2; "
+        "the specials then take 3, 4, … in the order given.",
     ],
     points=1,
 )
@@ -170,10 +170,10 @@ q2 = Problem(
         "Cut the text so that the vocabulary's special tokens (`<|…|>`) are matched whole before the word "
         "pattern can cut them into `<`, `|`, …; then look each token up, falling back to the id of "
         "`<|unk|>`. Careful: an id can be 0, and 0 is falsy.",
-        "Fill in (the special tokens first in the alternation, so they win):\n"
-        "    specials = [t for t in vocab if t.startswith(____) and t.endswith(____)]\n"
-        "    pattern = \"|\".join([*map(re.____, specials), r\"\\w+|[^\\w\\s]\"])\n"
-        "    return [vocab.get(token, ____) for token in re.findall(pattern, text)]",
+        "The key step is the pattern: each special token escaped (its `|` is not an alternation), joined "
+        "by '|' in front of the word pattern, longest first, so at each position a whole special is "
+        "tried before its pieces. For the fallback, a dictionary's get with a default keeps the id 0, "
+        "where `vocab.get(t) or unk` would not.",
     ],
     points=2,
 )
@@ -184,16 +184,10 @@ q3 = Problem(
         "Count every adjacent pair (overlapping ones too), pick the most frequent, breaking ties by the "
         "smallest pair, then rewrite the ids left to right, replacing each occurrence by new_id. Return "
         "a tuple (pair, new_ids), the pair itself a tuple.",
-        "Fill in:\n"
-        "    counts = Counter(zip(ids, ____))\n"
-        "    pair = min(counts, key=lambda p: (____, p))   # most frequent first, then the smallest\n"
-        "    merged, i = [], 0\n"
-        "    while i < len(ids):\n"
-        "        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:\n"
-        "            merged.append(____); i += ____\n"
-        "        else:\n"
-        "            merged.append(ids[i]); i += ____\n"
-        "    return ____, merged",
+        "Choosing the pair: `min` over the counted pairs with the key (minus its count, the pair itself) "
+        "puts the most frequent first and breaks ties by the smallest pair. Merging, worked on [7, 7, 7] "
+        "with the pair (7, 7) and new id 256: scanning left to right gives [256, 7]; after a match skip "
+        "both ids.",
     ],
     points=2,
 )
@@ -205,11 +199,9 @@ q4 = Problem(
         "Windows start at 0, stride, 2·stride, …; a window needs context_length + 1 ids (the target "
         "reaches one further than the input). Stop before a window would run off the end. Each pair is "
         "a tuple (input, target) of two lists.",
-        "Fill in:\n"
-        "    pairs = []\n"
-        "    for start in range(0, len(ids) - ____, stride):\n"
-        "        pairs.append((ids[start:start + ____], ids[start + ____:start + ____]))\n"
-        "    return pairs",
+        "Worked on the ids 0 to 4 with context_length 2 and stride 2: windows start at 0 and 2; the "
+        "first input is 0 1 with target 1 2, the second input 2 3 with target 3 4. A start is allowed "
+        "while start plus context_length is still a valid index.",
     ],
     points=2,
 )
@@ -219,12 +211,9 @@ q5 = Problem(
     hints=[
         "Collect the n-grams of every text separately (they never cross from one text to the next), "
         "then divide how many are different by how many there are. Return 0.0 when there are none.",
-        "Fill in:\n"
-        "    grams = []\n"
-        "    for text in texts:\n"
-        "        words = re.findall(r\"[a-z0-9']+\", text.____())\n"
-        "        grams += [tuple(words[i:i + n]) for i in range(____)]\n"
-        "    return len(____(grams)) / len(grams) if grams else ____",
+        "Worked on ['a b a b'] with n = 2: the bigrams are (a, b), (b, a), (a, b) — 2 different of 3, so "
+        "2/3. A text of w words holds w − n + 1 n-grams when w ≥ n, none otherwise; make each n-gram a "
+        "tuple so that a set can hold it.",
     ],
     points=1,
 )
@@ -235,16 +224,9 @@ q6 = Problem(
         "`speaker, body = split_speaker(chunk)`; boilerplate scores 0. Otherwise add up three terms: "
         "the length of the body (capped at 30 words), a complete last sentence (a quote may close it), "
         "and having a speaker.",
-        "Fill in:\n"
-        "    speaker, body = split_speaker(chunk)\n"
-        "    if is_boilerplate(____):\n"
-        "        return 0.0\n"
-        "    score = 0.5 * min(len(body.split()), ____) / 30\n"
-        "    if re.search(r\"[.!?]____\\s*$\", body):   # an optional ' or \" before the end\n"
-        "        score += 0.3\n"
-        "    if speaker is not ____:\n"
-        "        score += 0.2\n"
-        "    return score",
+        "The three terms, worked on a chunk with a speaker and a 12-word body ending in '.': 0.5 · 12/30 "
+        "= 0.2 for the length, 0.3 for the complete sentence, 0.2 for the speaker: 0.7 in all. The "
+        "ending test is a search for one of . ! ? then an optional closing quote, then only whitespace.",
     ],
     points=2,
 )

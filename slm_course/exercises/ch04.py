@@ -130,8 +130,9 @@ q1 = Problem(
         "Cross-entropy is minus the log-probability of the right next token, averaged over every position of "
         "every sequence. Take log-probabilities with a log-softmax over the vocabulary (stable for large scores), "
         "then pick each target's entry.",
-        "Fill in:\n    log_probs = torch.log_softmax(logits, dim=____)  # (B, T, V)\n"
-        "    picked = log_probs.gather(____, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)\n    return ____",
+        "After a log-softmax over the vocabulary, pick each target's entry with `gather` along the last "
+        "dimension; it needs the index with the same number of dimensions, so give the targets a "
+        "trailing dimension of size 1 first, then average minus the picked values.",
     ],
     points=1,
 )
@@ -141,9 +142,10 @@ q2 = Problem(
     hints=[
         "During warmup the rate climbs linearly and step 0 must already be positive: count the step as step + 1. "
         "After warmup a half cosine runs from lr (at step warmup_steps) down to min_lr (at the last step, max_steps - 1).",
-        "Fill in:\n    if step < warmup_steps:\n        return lr * ____ / warmup_steps\n"
-        "    progress = (step - warmup_steps) / max(1, ____)\n"
-        "    return min_lr + 0.5 * (1 + math.cos(math.pi * ____)) * (____)",
+        "Worked on warmup_steps = 4: steps 0 to 3 get a quarter, a half, three quarters and all of lr. "
+        "After that the progress runs from 0 at step warmup_steps to 1 at the last step, max_steps − 1, "
+        "and the cosine term, one plus the cosine of π times the progress, halved, falls from 1 to 0 "
+        "between lr and min_lr.",
     ],
     points=2,
 )
@@ -153,8 +155,9 @@ q3 = Problem(
     hints=[
         "Measure ONE norm over all gradients together (the square root of the sum of every squared entry), and "
         "if it exceeds max_norm scale every gradient by the same factor. Never scale up, never edit the inputs.",
-        "Fill in:\n    total = torch.sqrt(sum((g ** 2).sum() for g in grads))\n"
-        "    scale = min(1.0, max_norm / (float(total) + ____))\n    return [____ for g in grads]",
+        "One norm for all: the square root of the sum, over the gradients, of each one's sum of squares. "
+        "The factor is never above 1: max_norm over (norm + 1e-6) when that is smaller; every returned "
+        "gradient is a new tensor, the given one times that factor.",
     ],
     points=2,
 )
@@ -164,8 +167,9 @@ q4 = Problem(
     hints=[
         "Backpropagate each micro-batch's mean loss divided by the number of micro-batches: the gradients add up "
         "in w.grad to the gradient of the mean over the whole batch. Start from a fresh copy of w that requires grad.",
-        "Fill in:\n    w = w.detach().clone().requires_grad_()\n    for x, y in micro_batches:\n"
-        "        loss = ((x @ w - y) ** 2).mean()\n        (loss / ____).backward()\n    return w.____",
+        "Each micro-batch's mean loss divided by the number of micro-batches, then backward: the "
+        "gradients add up in the copy's `.grad`. The copy is a detached clone of w that requires grad, "
+        "so the caller's w neither changes nor starts tracking gradients.",
     ],
     points=2,
 )
@@ -175,8 +179,9 @@ q5 = Problem(
     hints=[
         "Decay the weight matrices of layers that mix features (linear, convolution: two or more dimensions), but "
         "not norms, biases or single numbers, and not embeddings (a row only learns when its token appears).",
-        "Fill in:\n    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.____)}\n"
-        "    return {name: p.dim() >= ____ and id(p) not in ____ for name, p in model.named_parameters()}",
+        "An embedding's weight is two-dimensional too, so the number of dimensions alone decays it: "
+        "first collect the ids of the weights of every `nn.Embedding` among the model's modules, then "
+        "exclude those.",
     ],
     points=2,
 )
@@ -187,7 +192,8 @@ q6 = Problem(
     hints=[
         "The mean loss is in nats per token: multiply by the number of tokens for the total in nats, convert "
         "nats to bits (divide by ln 2), then share them over the bytes.",
-        "Fill in:\n    total_nats = ____ * ____\n    return total_nats / (math.log(____) * n_bytes)",
+        "Worked on 2 tokens at 1.5 nats each: 3 nats in all, which is 3 / ln 2 ≈ 4.33 bits; over 4 bytes "
+        "that is about 1.08 bits per byte.",
     ],
     points=1,
 )
