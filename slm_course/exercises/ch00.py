@@ -31,6 +31,8 @@ def _count_words_cases() -> list[Case]:
         Case('count_words("one  two\\nthree\\ttwo ")', call("one  two\nthree\ttwo "),
              {"one": 1, "two": 2, "three": 1}),
         Case('count_words("")', call(""), {}),
+        # Not only ASCII: accented capitals lower-case too, and a no-break space is whitespace.
+        Case('count_words("Élan élan\u00a0ÉLAN café")', call("Élan élan\u00a0ÉLAN café"), {"élan": 3, "café": 1}),
     ]
 
 
@@ -42,6 +44,7 @@ def _softmax_cases() -> list[Case]:
     wide = torch.tensor([0.0, 100.0])  # shifting by the minimum (or the mean) leaves exp(100) = inf
     centred = torch.tensor([-100.0, 0.0, 100.0])  # mean 0: a mean shift does not help here
     cube = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) / 8  # the last dim is 2, not 1
+    masked = torch.tensor([[0.0, float("-inf"), 1.0]])  # a masked-out entry, and a batch of one
 
     def guarded(x):
         return forbid(call(x), *SOFTMAX_SHORTCUTS, advice="Write it from `exp`, `max` and `sum`.")
@@ -54,6 +57,8 @@ def _softmax_cases() -> list[Case]:
         Case(f"softmax({show(wide)})", guarded(wide), lambda: torch.softmax(wide, dim=-1)),
         Case(f"softmax({show(centred)})", guarded(centred), lambda: torch.softmax(centred, dim=-1)),
         Case("softmax(torch.arange(24.).reshape(2, 3, 4) / 8)", guarded(cube), lambda: torch.softmax(cube, dim=-1)),
+        Case("softmax(tensor([[0.0, -inf, 1.0]]))  (a batch of one, a masked entry)", guarded(masked),
+             lambda: torch.softmax(masked, dim=-1)),
     ]
 
 
@@ -61,11 +66,14 @@ def _split_heads_cases() -> list[Case]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 8, generator=generator)  # (B=2, T=3, D=8)
     one = torch.arange(12, dtype=torch.float32).reshape(1, 2, 6)  # (B=1, T=2, D=6)
+    single = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]])  # (B=1, T=1, D=4): a stray squeeze() shows
     return [
         Case("split_heads(x of shape (2, 3, 8), 2)", call(x, 2), lambda: split_heads(x, 2)),
         Case("split_heads(x of shape (2, 3, 8), 4)", call(x, 4), lambda: split_heads(x, 4)),
         Case("split_heads(arange(12).reshape(1, 2, 6), 3)", call(one, 3), lambda: split_heads(one, 3)),
         Case("split_heads(x of shape (2, 3, 8), 1)", call(x, 1), lambda: split_heads(x, 1)),
+        Case("split_heads(x of shape (1, 1, 4), num_heads=2)  (one sequence of one token)", call(single, num_heads=2),
+             lambda: split_heads(single, 2)),
     ]
 
 

@@ -39,6 +39,9 @@ def _build_vocab_cases() -> list[Case]:
              lambda: WordTokenizer.from_text("Call 911, or 9 10!", ()).vocab),
         Case("build_vocab('', specials=('<|unk|>',))", call("", specials=("<|unk|>",)),
              lambda: WordTokenizer.from_text("", ("<|unk|>",)).vocab),
+        # Not only ASCII: \w matches accented letters; surrounding whitespace is no token.
+        Case("build_vocab('  Café naïve, señor Ölz.\n', specials=())", call("  Café naïve, señor Ölz.\n", specials=()),
+             lambda: WordTokenizer.from_text("  Café naïve, señor Ölz.\n", ()).vocab),
     ]
 
 
@@ -69,9 +72,12 @@ def _encode_cases() -> list[Case]:
 
 
 def _first_merge(ids: list[int]) -> tuple[int, int]:
-    """The pair the package's BPE trainer merges first in ``ids`` (byte values 0..255)."""
-    merge = learn_merges({bytes(ids): 1}, [bytes([b]) for b in range(256)], 257)[0]
-    return (merge.left, merge.right)
+    """The pair the package's BPE trainer merges first in ``ids``. Ids past 255 are first renumbered by rank
+    (an order-keeping map, so counts and the smallest-pair tie-break are unchanged), then mapped back."""
+    values = sorted(set(ids))
+    rank = {v: i for i, v in enumerate(values)}
+    merge = learn_merges({bytes(rank[i] for i in ids): 1}, [bytes([b]) for b in range(256)], 257)[0]
+    return (values[merge.left], values[merge.right])
 
 
 def _tie_compare(ids: list[int]):
@@ -105,6 +111,7 @@ def _merge_step_cases() -> list[Case]:
         ([3, 1, 3, 1, 3], 999),
         ([9, 9, 9, 1, 2], 256),  # (9, 9) occurs twice (overlapping), so it beats the smaller (1, 2)
         ([0, 0, 5, 0, 0, 5], 1000),  # id 0 is an id like any other: (0, 0) ties (0, 5) and wins
+        ([300, 301, 12, 300, 301, 1], 302),  # ids of several digits (earlier merges)
     ]
     return [Case(f"bpe_merge_step({ids}, new_id={new_id})", call(ids, new_id),
                  lambda ids=ids, new_id=new_id: expected(ids, new_id), _tie_compare(ids)) for ids, new_id in inputs]
@@ -117,10 +124,13 @@ def _window_cases() -> list[Case]:
     ids = list(range(10, 21))  # 11 ids
     settings = [(ids, 4, 4), (ids, 4, 2), (ids, 3, 1), (ids, 10, 5), (list(range(9)), 2, 3),
                 ([7, 0, 7], 2, 1),  # id 0 inside; the last window's target ends exactly at the end
-                ([5, 0, 12, 0], 3, 2)]  # exactly context_length + 1 ids: one window, the stride never used
+                ([5, 0, 12, 0], 3, 2),  # exactly context_length + 1 ids: one window, the stride never used
+                (list(range(100, 115)), 3, 5)]  # a stride longer than the window: ids between are skipped
     parts = ("window", ("input", "target"), "position")
-    return [Case(f"sliding_window_pairs({ids}, context_length={c}, stride={s})", call(ids, c, s),
-                 lambda ids=ids, c=c, s=s: expected(ids, c, s), parts=parts) for ids, c, s in settings]
+    # The last two by name, the rest by position.
+    return [Case(f"sliding_window_pairs({ids}, context_length={c}, stride={s})",
+                 call(ids, context_length=c, stride=s) if i >= len(settings) - 2 else call(ids, c, s),
+                 lambda ids=ids, c=c, s=s: expected(ids, c, s), parts=parts) for i, (ids, c, s) in enumerate(settings)]
 
 
 def _distinct_cases() -> list[Case]:
@@ -130,8 +140,10 @@ def _distinct_cases() -> list[Case]:
         (["Once upon a time, a fox.", "Once upon a time, a bear!"], 3),
         (["It's late; it's LATE.", "late"], 2),
         (["one", "two"], 2),
+        (["a b a b a", "b a"], 4),  # passed by name: n=4
     ]
-    return [Case(f"distinct_n({t}, {n})", call(t, n), lambda t=t, n=n: distinct_n(t, n)) for t, n in texts]
+    return [Case(f"distinct_n({t}, {'n=' if n == 4 else ''}{n})", call(t, n=n) if n == 4 else call(t, n),
+                 lambda t=t, n=n: distinct_n(t, n)) for t, n in texts]
 
 
 def _teacher_cases() -> list[Case]:

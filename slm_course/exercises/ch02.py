@@ -96,11 +96,13 @@ def _multi_head_cases() -> list[Case]:
         q, k, v = (split_heads(part, num_heads) for part in (inputs @ qkv_weight.T).chunk(3, dim=-1))
         return merge_heads(scaled_dot_product(q, k, v, causal=True))
 
+    one = random_tensor(1, 3, 8, seed=23)  # a batch of one
     return [
         Case(f"multi_head_attention(x (2, 5, 8), qkv_weight (24, 8), num_heads={h})", call(x, weight, h),
              lambda h=h: expected(x, weight, h))
         for h in (2, 4, 1)
-    ]
+    ] + [Case("multi_head_attention(x (1, 3, 8), qkv_weight (24, 8), num_heads=2)  (a batch of one, by name)",
+              call(one, weight, num_heads=2), lambda: expected(one, weight, 2))]
 
 
 def local_causal_mask_reference(num_tokens: int, window: int) -> torch.Tensor:

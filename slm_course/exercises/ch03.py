@@ -48,6 +48,7 @@ def _layer_norm_cases() -> list[Case]:
     w4, b4 = random_tensor(4, seed=2), random_tensor(4, seed=3)
     x16 = random_tensor(2, 3, 16, seed=4)
     flat = torch.full((2, 6), 7.0)  # zero variance: only eps keeps the division finite
+    offset = random_tensor(2, 8, seed=14) * 0.5 + 100.0  # E[x²] − E[x]² cancels in float32 here
     def guarded(*args, **kwargs):
         return forbid(call(*args, **kwargs), *LAYER_NORM_SHORTCUTS, advice="Write it with mean, var and sqrt.")
 
@@ -59,6 +60,9 @@ def _layer_norm_cases() -> list[Case]:
              lambda: _layer_norm(x4, w4, b4, 0.5)),
         Case("layer_norm(full((2, 6), 7.0), ones(6), bias)", guarded(flat, torch.ones(6), b4.repeat(2)[:6]),
              lambda: _layer_norm(flat, torch.ones(6), b4.repeat(2)[:6], 1e-5)),
+        Case("layer_norm(x (2, 8) × 0.5 + 100, ones(8), zeros(8), eps=1e-8)  (a large mean)",
+             guarded(offset, torch.ones(8), torch.zeros(8), eps=1e-8),
+             lambda: _layer_norm(offset, torch.ones(8), torch.zeros(8), 1e-8)),
     ]
 
 
@@ -118,6 +122,7 @@ def _rope_cases() -> list[Case]:
     xb = random_tensor(2, 3, 6, 16, seed=10)
     x_theta = random_tensor(1, 2, 5, 4, seed=11)
     one = random_tensor(2, 2, 1, 6, seed=12)
+    plain = random_tensor(5, 8, seed=15)  # (T, d): no batch or head dimensions
     return [
         Case("rope(x (1, 1, 4, 8))", call(x), lambda: _rope(x, 10_000.0), _rope_compare(x, 10_000.0)),
         Case("rope(x (2, 3, 6, 16))", call(xb), lambda: _rope(xb, 10_000.0), _rope_compare(xb, 10_000.0)),
@@ -125,6 +130,8 @@ def _rope_cases() -> list[Case]:
              _rope_compare(x_theta, 100.0)),
         Case("rope(x (2, 2, 1, 6)) (position 0 only)", call(one), lambda: _rope(one, 10_000.0),
              _rope_compare(one, 10_000.0)),
+        Case("rope(x (5, 8))  (tokens and features only)", call(plain), lambda: _rope(plain, 10_000.0),
+             _rope_compare(plain, 10_000.0)),
     ]
 
 
@@ -161,7 +168,9 @@ def _repeat_kv_cases() -> list[Case]:
              lambda: repeat_kv(counting, 6)),
         Case("repeat_kv(kv (2, 3, 4, 5), n_heads=6)", call(x, 6), lambda: repeat_kv(x, 6)),
         Case("repeat_kv(kv (2, 3, 4, 5), n_heads=3)", call(x, 3), lambda: repeat_kv(x, 3)),
-        Case("repeat_kv(kv (1, 4, 2, 3), n_heads=8)", call(same, 8), lambda: repeat_kv(same, 8)),
+        Case("repeat_kv(kv (1, 4, 2, 3), n_heads=8)", call(same, n_heads=8), lambda: repeat_kv(same, 8)),
+        Case("repeat_kv(kv (2, 3, 4, 5), n_heads=3)  (one query head per K/V head: unchanged)", call(x, n_heads=3),
+             lambda: repeat_kv(x, 3)),
     ]
 
 

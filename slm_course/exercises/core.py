@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from slm_course.exercises.compare import _plain, compare_values, describe, float_reason  # noqa: F401
-from slm_course.exercises.rules import RULE_ERRORS, call, count_calls, forbid  # noqa: F401 - re-exported for chapters
+from slm_course.exercises.rules import RULE_ERRORS, call, call_for_new, count_calls, forbid  # noqa: F401 - re-exported for chapters
 
 _NOTHING = object()  # check() called without an argument
 

@@ -20,6 +20,7 @@
 Using them in a chapter module::
 
     Case("f(x)", call(x), expected)                                    # inputs left alone
+    Case("f(xs)", call_for_new(xs), expected)                          # … and a new list returned
     Case("f(x)", forbid(call(x), "torch.softmax", advice="…"), expected)  # a shortcut refused
     Case("f(w, batches)", count_calls(call(w, batches), "torch.Tensor.backward", times=3,
                                       what="`backward()` once per micro-batch"), expected)
@@ -115,6 +116,16 @@ def call(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
     ``copy.deepcopy`` and the comparison are taken when the case is built, so a grader that builds
     its cases before any learner code runs keeps the real ones even if the notebook patches them.
     """
+    return _caller(args, kwargs, fresh=False)
+
+
+def call_for_new(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    """:func:`call`, and the result must be a new object: returning one of the inputs itself (the given
+    list, say) raises :class:`InputChanged` ("return a new list")."""
+    return _caller(args, kwargs, fresh=True)
+
+
+def _caller(args: tuple, kwargs: dict, fresh: bool) -> Callable[[Any], Any]:
     deepcopy, same, signature = copy.deepcopy, _same_input_checker(), inspect.signature
 
     def run(obj: Any) -> Any:
@@ -127,6 +138,13 @@ def call(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
             name = _argument_name(obj, index, signature)
             raise InputChanged(f"your function changed its input `{name}` in place; the caller still needs it "
                                f"as it was: {_copy_advice(value, given)}")
+        if fresh:
+            returned = [i for i, g in enumerate(given_args) if g is result]
+            returned += [k for k, g in given_kwargs.items() if g is result]
+            if returned:
+                name = _argument_name(obj, returned[0], signature)
+                raise InputChanged(f"your function returned its input `{name}` itself; this exercise asks for a "
+                                   f"new {type(result).__name__}, so that the caller's stays as it was")
         return result
 
     return run
