@@ -39,6 +39,9 @@ def _build_vocab_cases() -> list[Case]:
              lambda: WordTokenizer.from_text("Call 911, or 9 10!", ()).vocab),
         Case("build_vocab('', specials=('<|unk|>',))", call("", specials=("<|unk|>",)),
              lambda: WordTokenizer.from_text("", ("<|unk|>",)).vocab),
+        # Not only ASCII: \w matches accented letters; surrounding whitespace is no token.
+        Case("build_vocab('  Café naïve, señor Ölz.\n', specials=())", call("  Café naïve, señor Ölz.\n", specials=()),
+             lambda: WordTokenizer.from_text("  Café naïve, señor Ölz.\n", ()).vocab),
     ]
 
 
@@ -69,9 +72,12 @@ def _encode_cases() -> list[Case]:
 
 
 def _first_merge(ids: list[int]) -> tuple[int, int]:
-    """The pair the package's BPE trainer merges first in ``ids`` (byte values 0..255)."""
-    merge = learn_merges({bytes(ids): 1}, [bytes([b]) for b in range(256)], 257)[0]
-    return (merge.left, merge.right)
+    """The pair the package's BPE trainer merges first in ``ids``. Ids past 255 are first renumbered by rank
+    (an order-keeping map, so counts and the smallest-pair tie-break are unchanged), then mapped back."""
+    values = sorted(set(ids))
+    rank = {v: i for i, v in enumerate(values)}
+    merge = learn_merges({bytes(rank[i] for i in ids): 1}, [bytes([b]) for b in range(256)], 257)[0]
+    return (values[merge.left], values[merge.right])
 
 
 def _tie_compare(ids: list[int]):
@@ -105,6 +111,7 @@ def _merge_step_cases() -> list[Case]:
         ([3, 1, 3, 1, 3], 999),
         ([9, 9, 9, 1, 2], 256),  # (9, 9) occurs twice (overlapping), so it beats the smaller (1, 2)
         ([0, 0, 5, 0, 0, 5], 1000),  # id 0 is an id like any other: (0, 0) ties (0, 5) and wins
+        ([300, 301, 12, 300, 301, 1], 302),  # ids of several digits (earlier merges)
     ]
     return [Case(f"bpe_merge_step({ids}, new_id={new_id})", call(ids, new_id),
                  lambda ids=ids, new_id=new_id: expected(ids, new_id), _tie_compare(ids)) for ids, new_id in inputs]
@@ -117,10 +124,13 @@ def _window_cases() -> list[Case]:
     ids = list(range(10, 21))  # 11 ids
     settings = [(ids, 4, 4), (ids, 4, 2), (ids, 3, 1), (ids, 10, 5), (list(range(9)), 2, 3),
                 ([7, 0, 7], 2, 1),  # id 0 inside; the last window's target ends exactly at the end
-                ([5, 0, 12, 0], 3, 2)]  # exactly context_length + 1 ids: one window, the stride never used
+                ([5, 0, 12, 0], 3, 2),  # exactly context_length + 1 ids: one window, the stride never used
+                (list(range(100, 115)), 3, 5)]  # a stride longer than the window: ids between are skipped
     parts = ("window", ("input", "target"), "position")
-    return [Case(f"sliding_window_pairs({ids}, context_length={c}, stride={s})", call(ids, c, s),
-                 lambda ids=ids, c=c, s=s: expected(ids, c, s), parts=parts) for ids, c, s in settings]
+    # The last two by name, the rest by position.
+    return [Case(f"sliding_window_pairs({ids}, context_length={c}, stride={s})",
+                 call(ids, context_length=c, stride=s) if i >= len(settings) - 2 else call(ids, c, s),
+                 lambda ids=ids, c=c, s=s: expected(ids, c, s), parts=parts) for i, (ids, c, s) in enumerate(settings)]
 
 
 def _distinct_cases() -> list[Case]:
@@ -130,8 +140,10 @@ def _distinct_cases() -> list[Case]:
         (["Once upon a time, a fox.", "Once upon a time, a bear!"], 3),
         (["It's late; it's LATE.", "late"], 2),
         (["one", "two"], 2),
+        (["a b a b a", "b a"], 4),  # passed by name: n=4
     ]
-    return [Case(f"distinct_n({t}, {n})", call(t, n), lambda t=t, n=n: distinct_n(t, n)) for t, n in texts]
+    return [Case(f"distinct_n({t}, {'n=' if n == 4 else ''}{n})", call(t, n=n) if n == 4 else call(t, n),
+                 lambda t=t, n=n: distinct_n(t, n)) for t, n in texts]
 
 
 def _teacher_cases() -> list[Case]:
@@ -156,9 +168,9 @@ q1 = Problem(
         "Cut the text into words and single punctuation marks with the statement's regular expression, "
         "keep each distinct token once in sorted order (case matters), number them from 0, then give "
         "the special tokens the next ids in the order they are given.",
-        "Fill in:\n"
-        "    tokens = ____(set(re.findall(r\"\\w+|[^\\w\\s]\", text)))\n"
-        "    return {token: i for i, token in enumerate([*tokens, *____])}",
+        "With the statement's pattern, 'b a, b' cuts into ['b', 'a', ',', 'b']; a set keeps each token "
+        "once, and Python sorts strings by code point, so ',' comes before 'a'. Those get ids 0, 1, 2; "
+        "the specials then take 3, 4, … in the order given.",
     ],
     points=1,
 )
@@ -170,10 +182,10 @@ q2 = Problem(
         "Cut the text so that the vocabulary's special tokens (`<|…|>`) are matched whole before the word "
         "pattern can cut them into `<`, `|`, …; then look each token up, falling back to the id of "
         "`<|unk|>`. Careful: an id can be 0, and 0 is falsy.",
-        "Fill in (the special tokens first in the alternation, so they win):\n"
-        "    specials = [t for t in vocab if t.startswith(____) and t.endswith(____)]\n"
-        "    pattern = \"|\".join([*map(re.____, specials), r\"\\w+|[^\\w\\s]\"])\n"
-        "    return [vocab.get(token, ____) for token in re.findall(pattern, text)]",
+        "The key step is the pattern: each special token escaped (its `|` is not an alternation), joined "
+        "by '|' in front of the word pattern, longest first, so at each position a whole special is "
+        "tried before its pieces. For the fallback, a dictionary's get with a default keeps the id 0, "
+        "where `vocab.get(t) or unk` would not.",
     ],
     points=2,
 )
@@ -184,16 +196,10 @@ q3 = Problem(
         "Count every adjacent pair (overlapping ones too), pick the most frequent, breaking ties by the "
         "smallest pair, then rewrite the ids left to right, replacing each occurrence by new_id. Return "
         "a tuple (pair, new_ids), the pair itself a tuple.",
-        "Fill in:\n"
-        "    counts = Counter(zip(ids, ____))\n"
-        "    pair = min(counts, key=lambda p: (____, p))   # most frequent first, then the smallest\n"
-        "    merged, i = [], 0\n"
-        "    while i < len(ids):\n"
-        "        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:\n"
-        "            merged.append(____); i += ____\n"
-        "        else:\n"
-        "            merged.append(ids[i]); i += ____\n"
-        "    return ____, merged",
+        "Choosing the pair: `min` over the counted pairs with the key (minus its count, the pair itself) "
+        "puts the most frequent first and breaks ties by the smallest pair. Merging, worked on [7, 7, 7] "
+        "with the pair (7, 7) and new id 256: scanning left to right gives [256, 7]; after a match skip "
+        "both ids.",
     ],
     points=2,
 )
@@ -205,11 +211,9 @@ q4 = Problem(
         "Windows start at 0, stride, 2·stride, …; a window needs context_length + 1 ids (the target "
         "reaches one further than the input). Stop before a window would run off the end. Each pair is "
         "a tuple (input, target) of two lists.",
-        "Fill in:\n"
-        "    pairs = []\n"
-        "    for start in range(0, len(ids) - ____, stride):\n"
-        "        pairs.append((ids[start:start + ____], ids[start + ____:start + ____]))\n"
-        "    return pairs",
+        "Worked on the ids 0 to 4 with context_length 2 and stride 2: windows start at 0 and 2; the "
+        "first input is 0 1 with target 1 2, the second input 2 3 with target 3 4. A start is allowed "
+        "while start plus context_length is still a valid index.",
     ],
     points=2,
 )
@@ -219,12 +223,9 @@ q5 = Problem(
     hints=[
         "Collect the n-grams of every text separately (they never cross from one text to the next), "
         "then divide how many are different by how many there are. Return 0.0 when there are none.",
-        "Fill in:\n"
-        "    grams = []\n"
-        "    for text in texts:\n"
-        "        words = re.findall(r\"[a-z0-9']+\", text.____())\n"
-        "        grams += [tuple(words[i:i + n]) for i in range(____)]\n"
-        "    return len(____(grams)) / len(grams) if grams else ____",
+        "Worked on ['a b a b'] with n = 2: the bigrams are (a, b), (b, a), (a, b) — 2 different of 3, so "
+        "2/3. A text of w words holds w − n + 1 n-grams when w ≥ n, none otherwise; make each n-gram a "
+        "tuple so that a set can hold it.",
     ],
     points=1,
 )
@@ -235,16 +236,9 @@ q6 = Problem(
         "`speaker, body = split_speaker(chunk)`; boilerplate scores 0. Otherwise add up three terms: "
         "the length of the body (capped at 30 words), a complete last sentence (a quote may close it), "
         "and having a speaker.",
-        "Fill in:\n"
-        "    speaker, body = split_speaker(chunk)\n"
-        "    if is_boilerplate(____):\n"
-        "        return 0.0\n"
-        "    score = 0.5 * min(len(body.split()), ____) / 30\n"
-        "    if re.search(r\"[.!?]____\\s*$\", body):   # an optional ' or \" before the end\n"
-        "        score += 0.3\n"
-        "    if speaker is not ____:\n"
-        "        score += 0.2\n"
-        "    return score",
+        "The three terms, worked on a chunk with a speaker and a 12-word body ending in '.': 0.5 · 12/30 "
+        "= 0.2 for the length, 0.3 for the complete sentence, 0.2 for the speaker: 0.7 in all. The "
+        "ending test is a search for one of . ! ? then an optional closing quote, then only whitespace.",
     ],
     points=2,
 )

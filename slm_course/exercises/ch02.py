@@ -96,11 +96,13 @@ def _multi_head_cases() -> list[Case]:
         q, k, v = (split_heads(part, num_heads) for part in (inputs @ qkv_weight.T).chunk(3, dim=-1))
         return merge_heads(scaled_dot_product(q, k, v, causal=True))
 
+    one = random_tensor(1, 3, 8, seed=23)  # a batch of one
     return [
         Case(f"multi_head_attention(x (2, 5, 8), qkv_weight (24, 8), num_heads={h})", call(x, weight, h),
              lambda h=h: expected(x, weight, h))
         for h in (2, 4, 1)
-    ]
+    ] + [Case("multi_head_attention(x (1, 3, 8), qkv_weight (24, 8), num_heads=2)  (a batch of one, by name)",
+              call(one, weight, num_heads=2), lambda: expected(one, weight, 2))]
 
 
 def local_causal_mask_reference(num_tokens: int, window: int) -> torch.Tensor:
@@ -122,8 +124,8 @@ q1 = Problem(
     hints=[
         "Token i may look at tokens 0..i. The mask marks what it must NOT see: the positions j > i, "
         "strictly above the diagonal. Return a boolean (T, T) tensor.",
-        "Fill in (which `diagonal` keeps each token visible to itself?):\n"
-        "    return torch.____(torch.ones(num_tokens, num_tokens, dtype=torch.____), diagonal=____)",
+        "For 3 tokens the mask is [[F, T, T], [F, F, T], [F, F, F]]: True strictly above the main "
+        "diagonal, the part an upper-triangle function keeps when told to start one diagonal up.",
     ],
     points=1,
 )
@@ -133,9 +135,8 @@ q2 = Problem(
     hints=[
         "Hidden positions must get weight exactly 0 while each row still sums to 1: change their scores "
         "before the softmax (to a score whose exp is 0), not the weights after it. Do not edit `scores` in place.",
-        "Fill in (a fill of 0 hides nothing: exp(0) = 1):\n"
-        "    hidden = scores.masked_fill(____, ____)\n"
-        "    return torch.softmax(hidden, dim=____)",
+        "Worked on one row: scores [1, 2, 5] with the last hidden become [1, 2, −∞]; exp(−∞) is exactly "
+        "0, so the softmax gives about [0.27, 0.73, 0] and the row still sums to 1.",
     ],
     points=2,
 )
@@ -146,8 +147,8 @@ q3 = Problem(
     hints=[
         "Each score is a dot product of a query with a key: a matrix product of the queries with the keys "
         "transposed over their last two dimensions, divided by the square root of the vector size d.",
-        "Fill in (d is the last dimension, not the number of tokens):\n"
-        "    return queries @ keys.transpose(____, ____) / math.sqrt(____)",
+        "Worked on one pair: the query [1, 0] and the key [2, 3] give 1·2 + 0·3 = 2, divided by √2 since "
+        "d = 2. For batches, swap only the keys' last two dimensions: (..., T, d) becomes (..., d, T).",
     ],
     points=1,
 )
@@ -158,10 +159,9 @@ q4 = Problem(
     hints=[
         "Three steps: scores (every token's dot product with every token), weights (softmax of each "
         "row), context (the weighted sum of the input vectors). No √d scaling in this version.",
-        "Fill in:\n"
-        "    scores = inputs @ inputs.____(-2, -1)      # (..., T, T)\n"
-        "    weights = torch.softmax(scores, dim=____)\n"
-        "    return ____ @ ____                          # (..., T, d)",
+        "Worked on inputs [[1, 0], [0, 1]]: the scores are the identity matrix, each row's softmax is "
+        "[0.73, 0.27] or [0.27, 0.73], and the first context vector is 0.73·[1, 0] + 0.27·[0, 1] = "
+        "[0.73, 0.27].",
     ],
     points=1,
 )
@@ -171,9 +171,9 @@ q5 = Problem(
     hints=[
         "Undo split_heads in reverse order: first bring the token dimension back before the heads, "
         "(B, H, T, hd) -> (B, T, H, hd), then join the last two dimensions.",
-        "Fill in (reshaping without the transpose mixes tokens across heads):\n"
-        "    batch, num_heads, num_tokens, head_dim = x.shape\n"
-        "    return x.transpose(____, ____).reshape(batch, ____, ____)",
+        "Worked on shapes: 2 × 4 × 3 × 2 with heads and tokens swapped is 2 × 3 × 4 × 2, and joining the "
+        "last two gives 2 × 3 × 8. After a transpose the memory is no longer in order: `view` refuses, "
+        "`reshape` copies when it must.",
     ],
     points=2,
 )
@@ -184,10 +184,8 @@ q6 = Problem(
     hints=[
         "Chain your earlier pieces: scaled scores, the causal mask for T tokens, the masked softmax, "
         "then the weighted sum of the values. Return a tuple (context, weights), in that order.",
-        "Fill in:\n"
-        "    scores = attention_scores(____, ____)\n"
-        "    weights = masked_softmax(scores, causal_mask(queries.shape[____]))\n"
-        "    return ____ @ values, ____",
+        "The mask is as wide as there are tokens: the second-to-last dimension of the queries. The "
+        "context is the weights times the values; return the pair context first, weights second.",
     ],
     points=2,
 )
@@ -199,11 +197,9 @@ q7 = Problem(
         "One matrix multiply gives queries, keys and values at once: `inputs @ qkv_weight.T` has 3·D "
         "features in the order Q, K, V; cut it in three, split each into heads, attend causally in every "
         "head at once, and merge the heads.",
-        "Fill in:\n"
-        "    queries, keys, values = (inputs @ qkv_weight.T).chunk(____, dim=-1)\n"
-        "    queries, keys, values = (split_heads(t, ____) for t in (queries, keys, values))\n"
-        "    context, _ = causal_self_attention(____, ____, ____)   # (B, H, T, hd)\n"
-        "    return ____(context)",
+        "One projection gives 3·D features per token; cutting them into three equal chunks along the "
+        "last dimension gives Q, K and V in that order. Once each is split into heads, your causal "
+        "attention already works on every head at once, and merging the heads brings back (B, T, D).",
     ],
     points=3,
 )
@@ -214,10 +210,9 @@ q8 = Problem(
     hints=[
         "Two things are hidden now: the future (j > i, as in the causal mask) and the distant past "
         "(i - j >= window). Build each as a boolean (T, T) tensor and combine them with `|`.",
-        "Fill in (`tril(k)` keeps what lies on or below diagonal k; negative k goes further down):\n"
-        "    future = torch.triu(torch.ones(num_tokens, num_tokens, dtype=torch.bool), diagonal=____)\n"
-        "    too_far = torch.ones(num_tokens, num_tokens, dtype=torch.bool).tril(____)\n"
-        "    return future ____ too_far",
+        "Worked on 4 tokens with window 2: token 3 sees tokens 2 and 3 only. The distant past (i − j ≥ "
+        "window) is the part of a matrix of ones on or below the diagonal −window, what `tril` keeps "
+        "with that negative offset.",
     ],
     points=2,
 )

@@ -48,6 +48,7 @@ def _layer_norm_cases() -> list[Case]:
     w4, b4 = random_tensor(4, seed=2), random_tensor(4, seed=3)
     x16 = random_tensor(2, 3, 16, seed=4)
     flat = torch.full((2, 6), 7.0)  # zero variance: only eps keeps the division finite
+    offset = random_tensor(2, 8, seed=14) * 0.5 + 100.0  # E[x²] − E[x]² cancels in float32 here
     def guarded(*args, **kwargs):
         return forbid(call(*args, **kwargs), *LAYER_NORM_SHORTCUTS, advice="Write it with mean, var and sqrt.")
 
@@ -59,6 +60,9 @@ def _layer_norm_cases() -> list[Case]:
              lambda: _layer_norm(x4, w4, b4, 0.5)),
         Case("layer_norm(full((2, 6), 7.0), ones(6), bias)", guarded(flat, torch.ones(6), b4.repeat(2)[:6]),
              lambda: _layer_norm(flat, torch.ones(6), b4.repeat(2)[:6], 1e-5)),
+        Case("layer_norm(x (2, 8) × 0.5 + 100, ones(8), zeros(8), eps=1e-8)  (a large mean)",
+             guarded(offset, torch.ones(8), torch.zeros(8), eps=1e-8),
+             lambda: _layer_norm(offset, torch.ones(8), torch.zeros(8), 1e-8)),
     ]
 
 
@@ -118,6 +122,7 @@ def _rope_cases() -> list[Case]:
     xb = random_tensor(2, 3, 6, 16, seed=10)
     x_theta = random_tensor(1, 2, 5, 4, seed=11)
     one = random_tensor(2, 2, 1, 6, seed=12)
+    plain = random_tensor(5, 8, seed=15)  # (T, d): no batch or head dimensions
     return [
         Case("rope(x (1, 1, 4, 8))", call(x), lambda: _rope(x, 10_000.0), _rope_compare(x, 10_000.0)),
         Case("rope(x (2, 3, 6, 16))", call(xb), lambda: _rope(xb, 10_000.0), _rope_compare(xb, 10_000.0)),
@@ -125,6 +130,8 @@ def _rope_cases() -> list[Case]:
              _rope_compare(x_theta, 100.0)),
         Case("rope(x (2, 2, 1, 6)) (position 0 only)", call(one), lambda: _rope(one, 10_000.0),
              _rope_compare(one, 10_000.0)),
+        Case("rope(x (5, 8))  (tokens and features only)", call(plain), lambda: _rope(plain, 10_000.0),
+             _rope_compare(plain, 10_000.0)),
     ]
 
 
@@ -161,7 +168,9 @@ def _repeat_kv_cases() -> list[Case]:
              lambda: repeat_kv(counting, 6)),
         Case("repeat_kv(kv (2, 3, 4, 5), n_heads=6)", call(x, 6), lambda: repeat_kv(x, 6)),
         Case("repeat_kv(kv (2, 3, 4, 5), n_heads=3)", call(x, 3), lambda: repeat_kv(x, 3)),
-        Case("repeat_kv(kv (1, 4, 2, 3), n_heads=8)", call(same, 8), lambda: repeat_kv(same, 8)),
+        Case("repeat_kv(kv (1, 4, 2, 3), n_heads=8)", call(same, n_heads=8), lambda: repeat_kv(same, 8)),
+        Case("repeat_kv(kv (2, 3, 4, 5), n_heads=3)  (one query head per K/V head: unchanged)", call(x, n_heads=3),
+             lambda: repeat_kv(x, 3)),
     ]
 
 
@@ -216,10 +225,9 @@ q1 = Problem(
         "Normalise each token's vector over its features (the last dimension): subtract its mean, divide "
         "by the square root of its variance plus eps, then scale by `weight` and shift by `bias`. The "
         "variance is the biased one (divide by d, not d − 1). `F.layer_norm` is off limits.",
-        "Fill in:\n"
-        "    mean = x.mean(dim=____, keepdim=True)\n"
-        "    var = x.var(dim=-1, keepdim=True, unbiased=____)\n"
-        "    return (x - mean) / torch.sqrt(____) * ____ + ____",
+        "Take the mean and the variance over the last dimension, keeping it (size 1) so they broadcast; "
+        "the variance divides by d, which is `unbiased=False` (or `correction=0`). eps goes inside the "
+        "square root, then the gain and the shift.",
     ],
     points=1,
 )
@@ -229,9 +237,8 @@ q2 = Problem(
     hints=[
         "RMSNorm is LayerNorm without the centring and without the bias: divide by the root mean square "
         "of the features (eps inside the square root), then scale. `F.rms_norm` is off limits.",
-        "Fill in:\n"
-        "    mean_square = x.pow(____).mean(dim=____, keepdim=True)\n"
-        "    return x / torch.sqrt(mean_square + ____) * ____",
+        "Worked on features [3, 4]: their mean square is (9 + 16) / 2 = 12.5, so (eps aside) they become "
+        "[3, 4] / √12.5 ≈ [0.85, 1.13], then times the weight. The mean is over the last dimension only.",
     ],
     points=1,
 )
@@ -242,13 +249,10 @@ q3 = Problem(
         "Feature pair i is (x[..., i], x[..., i + d/2]). At position p it turns by the angle "
         "p · theta^(−2i/d): build a (T, d/2) table of angles from the positions 0 … T−1 and the d/2 "
         "frequencies, then rotate each pair with its cos and sin. Build a new tensor; do not write into `x`.",
-        "Fill in:\n"
-        "    T, d = x.shape[-2], x.shape[-1]\n"
-        "    freqs = theta ** (-torch.arange(0, d, ____).float() / d)      # (d/2,)\n"
-        "    angles = torch.outer(torch.arange(____).float(), freqs)        # (T, d/2)\n"
-        "    cos, sin = angles.cos(), angles.sin()\n"
-        "    x1, x2 = x[..., :d // 2], x[..., d // 2:]\n"
-        "    return torch.cat([x1 * cos - ____ * sin, x2 * cos + ____ * sin], dim=-1)",
+        "The angle table, worked for d = 4 and T = 3: the frequencies are θ^0 = 1 and θ^(−2/4); position "
+        "p turns pair i by p times frequency i, a (3, 2) table (an outer product of positions and "
+        "frequencies). With x1 the first half and x2 the second, the new halves are x1·cos − x2·sin and "
+        "x2·cos + x1·sin.",
     ],
     points=2,
 )
@@ -259,10 +263,9 @@ q4 = Problem(
         "Two projections of the same input: one goes through SiLU (x · sigmoid(x), not a plain sigmoid) "
         "and gates the other by an element-wise product; a third matrix brings the result back to "
         "d_model. Weights are stored as in `nn.Linear`, (out, in), so multiply by their transpose.",
-        "Fill in:\n"
-        "    gate = F.____(x @ w_gate.T)\n"
-        "    up = x @ ____.T\n"
-        "    return (gate ____ up) @ ____.T",
+        "SiLU(a) is a · sigmoid(a) (`F.silu`). Gate the up projection element-wise with the SiLU of the "
+        "gate projection, then project down. In nn.Linear's layout, applying a weight W means x times W "
+        "transposed.",
     ],
     points=1,
 )
@@ -274,9 +277,9 @@ q5 = Problem(
         "Each K/V head serves a group of g = n_heads / n_kv_heads consecutive query heads: head 0 is used "
         "by query heads 0 … g−1, head 1 by g … 2g−1. Repeat each head in place in the order "
         "0, 0, 1, 1, …; do not tile the whole stack (0, 1, 0, 1, …).",
-        "Fill in:\n"
-        "    group = n_heads // x.shape[____]\n"
-        "    return x.____(group, dim=____)",
+        "Worked on heads: K/V heads [A, B] for 4 query heads become [A, A, B, B] — each head repeated in "
+        "place, what `repeat_interleave` does along the head dimension; plain `repeat` would give [A, B, "
+        "A, B].",
     ],
     points=1,
 )
@@ -289,13 +292,9 @@ q6 = Problem(
         "LayerNorms, the attention (Q, K, V and output projections, each with a bias) and the "
         "feed-forward (d → 4d → d, with biases), then the final LayerNorm, and an output layer "
         "(vocab × d, no bias) only when it is not tied. Use integer arithmetic: the answer is an int.",
-        "Fill in (per block the total is 12d² + 13d):\n"
-        "    norms = 2 * (____ * d)                      # weight and bias, twice\n"
-        "    attention = 4 * (d * d + ____)\n"
-        "    feed_forward = (d * 4 * d + ____) + (4 * d * d + ____)\n"
-        "    embeddings = vocab_size * d + ____ * d\n"
-        "    head = 0 if tie_embeddings else ____\n"
-        "    return embeddings + n_layers * (norms + attention + feed_forward) + ____ + head",
+        "Worked per block for d = 2: the two LayerNorms hold 2·(2 + 2) = 8, the attention 4·(2·2 + 2) = "
+        "24, the feed-forward (2·8 + 8) + (8·2 + 2) = 42: in all 74, which is 12d² + 13d. Then add the "
+        "token and position tables, the final LayerNorm and the head when it is untied.",
     ],
     points=2,
 )
@@ -307,12 +306,9 @@ q7 = Problem(
         "Same bookkeeping as GPT-2, other parts: no position table (RoPE has no parameters); RMSNorm has "
         "a weight only; no biases anywhere; K and V have n_kv_heads heads of d / n_heads features each; "
         "SwiGLU has three matrices of d × d_ff. One final RMSNorm; the head counts only when untied.",
-        "Fill in (head_dim = d_model // n_heads):\n"
-        "    kv_width = ____ * head_dim\n"
-        "    attention = d_model * d_model + 2 * d_model * ____ + ____ * d_model   # Q, K and V, output\n"
-        "    block = 2 * ____ + attention + ____ * d_model * d_ff\n"
-        "    head = 0 if tie_embeddings else ____\n"
-        "    return vocab_size * d_model + n_layers * block + ____ + head",
+        "Worked on SmolLM2-135M (d = 576, 9 heads, 3 K/V heads, d_ff = 1536): head_dim is 64, so K and V "
+        "are 576 × 192 each while Q and the output are 576 × 576; SwiGLU holds three 576 × 1536 "
+        "matrices; each block has two RMSNorm weights of 576.",
     ],
     points=2,
 )

@@ -1,17 +1,26 @@
-"""Chapter 4 exercises (pretraining): the loss of a batch, the schedule, clipping, accumulation, decay, bits per byte.
+"""Chapter 4 exercises (pretraining): the loss of a batch, the schedule, clipping, accumulation, decay, bits per
+byte, and compute-optimal sizes from a FLOP budget (Chinchilla's rule), then the budget of a given model.
 
 The learner writes each piece in ``solutions/04_pretraining.ipynb`` (the exercise copy); the expected
-values come from :mod:`slm_course.train`, the loop every later chapter trains with.
+values come from :mod:`slm_course.train`, the loop every later chapter trains with, and for the last two
+from the rule itself, written out here: C = 6·N·D and D = r·N.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import nn
 
-from slm_course.exercises.core import Case, Problem, call, random_tensor
+from slm_course.exercises.core import (
+    Case, Problem, call, call_for_new, compare_values, count_calls, forbid, random_tensor,
+)
 from slm_course.train import TrainConfig, lm_loss, lr_at, param_groups
+
+
+# The statement asks for the loss by hand: these are every public way to have PyTorch compute it.
+LOSS_SHORTCUTS = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss")
 
 
 def _loss_cases() -> list[Case]:
@@ -20,25 +29,45 @@ def _loss_cases() -> list[Case]:
         ("logits (2, 3, 5), targets (2, 3)", random_tensor(2, 3, 5, seed=1), torch.tensor([[0, 4, 2], [1, 1, 3]])),
         ("logits (1, 4, 7) × 100 (large scores)", random_tensor(1, 4, 7, seed=2) * 100, torch.tensor([[6, 0, 3, 2]])),
         ("logits (3, 1, 2), targets id 0", random_tensor(3, 1, 2, seed=3), torch.zeros(3, 1, dtype=torch.long)),
+        # the target's probability is e^-400: 0 in float32, so log(softmax) gives -log 0 = inf
+        ("logits [[[0., 200., -200.]]], targets [[2]] (a very unlikely target)",
+         torch.tensor([[[0.0, 200.0, -200.0]]]), torch.tensor([[2]])),
     ):
         expected = (lambda lg=logits, t=targets: lm_loss(lambda _x: lg, (None, t)))
-        cases.append(Case(f"next_token_loss({label})", call(logits, targets), expected))
+        run = forbid(call(logits, targets), *LOSS_SHORTCUTS,
+                     advice="Write it by hand: a log-softmax, then pick each target's entry.")
+        cases.append(Case(f"next_token_loss({label})", run, expected))
     return cases
 
 
 def _lr_cases() -> list[Case]:
     settings = [(0, 100, 1e-3, 1e-4, 10), (9, 100, 1e-3, 1e-4, 10), (10, 100, 1e-3, 1e-4, 10), (55, 100, 1e-3, 1e-4, 10),
-                (99, 100, 1e-3, 1e-4, 10), (0, 50, 6e-4, 0.0, 0), (30, 50, 6e-4, 0.0, 0), (3, 20, 2e-3, 2e-4, 5)]
-    return [Case(f"learning_rate(step={s}, max_steps={m}, lr={lr}, min_lr={lo}, warmup_steps={w})", call(s, m, lr, lo, w),
+                (99, 100, 1e-3, 1e-4, 10), (0, 50, 6e-4, 0.0, 0), (30, 50, 6e-4, 0.0, 0), (3, 20, 2e-3, 2e-4, 5),
+                (0, 10, 3e-4, 3e-5, 1), (7, 30, 1e-3, 5e-4, 3)]
+    # Passed by name (every statement name), positionally otherwise.
+    return [Case(f"learning_rate(step={s}, max_steps={m}, lr={lr}, min_lr={lo}, warmup_steps={w})",
+                 call(step=s, max_steps=m, lr=lr, min_lr=lo, warmup_steps=w) if i % 2 else call(s, m, lr, lo, w),
                  lambda s=s, m=m, lr=lr, lo=lo, w=w: lr_at(s, TrainConfig(max_steps=m, lr=lr, min_lr=lo, warmup_steps=w)),
-                 compare=_close_float)
-            for s, m, lr, lo, w in settings]
+                 compare=_python_number)
+            for i, (s, m, lr, lo, w) in enumerate(settings)]
 
 
-def _close_float(expected, actual):
-    if not isinstance(actual, float):
-        return f"expected a float, got {type(actual).__name__}"
-    return None if math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-15) else f"expected {expected:.6g}, got {actual:.6g}"
+def _python_number(expected, actual):
+    """The default float comparison, and a tensor is refused: the statement asks for a Python float."""
+    if isinstance(actual, torch.Tensor):
+        return f"expected a Python float, got a tensor ({actual!r}): return `float(...)` of it"
+    return compare_values(expected, actual)
+
+
+def _floats(expected, actual, names=("n_params", "n_tokens")):
+    """A tuple of two floats: Python or NumPy floats (an int, a rounded count, is refused)."""
+    import numpy as np
+
+    if isinstance(actual, tuple):
+        for index, item in enumerate(actual):
+            if isinstance(item, (bool, int, np.integer)):
+                return f"{names[index]}: expected a float, got the int {item!r} (do not round)"
+    return compare_values(expected, actual, parts=(names,))
 
 
 def _clipped(grads, max_norm):
@@ -51,6 +80,7 @@ def _clip_cases() -> list[Case]:
     big = [random_tensor(3, 4, seed=4) * 5, random_tensor(4, seed=5) * 5]
     small = [random_tensor(2, 2, seed=6) * 0.01, random_tensor(3, seed=7) * 0.01]
     one_big = [random_tensor(5, seed=8) * 0.01, torch.tensor([30.0, -40.0])]
+    half = [(random_tensor(50, seed=9) * 300).half(), torch.full((3,), 200.0).half()]  # squares overflow float16
     cases = []
     for label, grads, bound in (("two large gradients, max_norm=1.0", big, 1.0), ("two small gradients, max_norm=1.0", small, 1.0),
                                 ("one small and one of norm 50, max_norm=5.0", one_big, 5.0)):
@@ -61,7 +91,17 @@ def _clip_cases() -> list[Case]:
                 p.grad = g.clone()
             torch.nn.utils.clip_grad_norm_(params, bound)
             return [p.grad for p in params]
-        cases.append(Case(f"clip_by_global_norm({label})", call(grads, bound), expected))
+        cases.append(Case(f"clip_by_global_norm({label})", call_for_new(grads, bound), expected))
+
+    def expected_half():  # in float64, then back to float16
+        total = math.sqrt(sum(float((g.double() ** 2).sum()) for g in half))
+        return [(g.double() * min(1.0, 1.0 / (total + 1e-6))).half() for g in half]
+
+    cases.append(Case("clip_by_global_norm(two float16 gradients with entries in the hundreds, max_norm=1.0)",
+                      call_for_new(half, 1.0), expected_half,
+                      functools.partial(compare_values, rtol=2e-3, atol=1e-4)))  # float16 holds ~3 digits
+    cases.append(Case("clip_by_global_norm(two small gradients, max_norm=1.0)  (nothing to clip: a new list)",
+                      call_for_new(small, max_norm=1.0), lambda: [g.clone() for g in small]))
     return cases
 
 
@@ -81,7 +121,9 @@ def _accum_cases() -> list[Case]:
             w = w.clone().requires_grad_()
             ((x @ w - y) ** 2).mean().backward()
             return w.grad
-        cases.append(Case(f"accumulated_gradient(w ({d},), {n} micro-batches of {b})", call(w, micro), expected))
+        run = count_calls(call(w, micro), "torch.Tensor.backward", times=n,
+                          what="`backward()` once per micro-batch")
+        cases.append(Case(f"accumulated_gradient(w ({d},), {n} micro-batches of {b})", run, expected))
     return cases
 
 
@@ -119,9 +161,46 @@ def _decay_cases() -> list[Case]:
 
 
 def _bpb_cases() -> list[Case]:
-    settings = [(2.0, 1000, 4000), (4.5, 128, 300), (0.0, 10, 10), (3.2, 7, 21)]
-    return [Case(f"bits_per_byte_from_loss(mean_loss={l}, n_tokens={t}, n_bytes={b})", call(l, t, b),
-                 l * t / (math.log(2) * b), compare=_close_float) for l, t, b in settings]
+    settings = [(2.0, 1000, 4000), (4.5, 128, 300), (0.0, 10, 10), (3.2, 7, 21), (1.37, 2_000_000, 7_654_321)]
+    return [Case(f"bits_per_byte_from_loss(mean_loss={l}, n_tokens={t}, n_bytes={b})",
+                 call(mean_loss=l, n_tokens=t, n_bytes=b) if i % 2 else call(l, t, b),
+                 l * t / (math.log(2) * b), compare=_python_number) for i, (l, t, b) in enumerate(settings)]
+
+
+def _optimal_size(flops: float, tokens_per_param: float) -> tuple[float, float]:
+    """(N, D) with 6·N·D = flops and D = r·N: N = sqrt(C / (6 r))."""
+    n_params = math.sqrt(flops / (6 * tokens_per_param))
+    return n_params, tokens_per_param * n_params
+
+
+def _optimal_size_cases() -> list[Case]:
+    settings = [(5.76e23, None, "Chinchilla's budget"), (1e21, None, ""), (1e4, None, "a tiny budget"),
+                (3e19, 12.5, ""), (2.2e25, 100.0, "")]
+    cases = []
+    for flops, ratio, note in settings:
+        tail = f"  ({note})" if note else ""
+        if ratio is None:  # the default ratio, 20
+            cases.append(Case(f"compute_optimal_size({flops:g}){tail}", call(flops),
+                              _optimal_size(flops, 20.0), _floats))
+        else:
+            cases.append(Case(f"compute_optimal_size({flops:g}, tokens_per_param={ratio}){tail}",
+                              call(flops, tokens_per_param=ratio), _optimal_size(flops, ratio), _floats))
+    return cases
+
+
+def _budget_cases() -> list[Case]:
+    settings = [(134_515_008, None, "SmolLM2-135M"), (1.1e9, None, ""), (70e9, None, "Chinchilla's size"),
+                (5e5, 37.5, ""), (125e6, 1.5, "")]
+    cases = []
+    for n_params, ratio, note in settings:
+        r = 20.0 if ratio is None else ratio
+        expected = (r * n_params, 6 * n_params * r * n_params)
+        tail = f"  ({note})" if note else ""
+        label = f"chinchilla_budget({n_params:g}" + ("" if ratio is None else f", tokens_per_param={ratio}") + f"){tail}"
+        run = call(n_params) if ratio is None else call(n_params, tokens_per_param=ratio)
+        cases.append(Case(label, run, expected, functools.partial(_floats, names=("n_tokens", "flops"))))
+    return cases
+
 
 
 q1 = Problem(
@@ -130,8 +209,9 @@ q1 = Problem(
         "Cross-entropy is minus the log-probability of the right next token, averaged over every position of "
         "every sequence. Take log-probabilities with a log-softmax over the vocabulary (stable for large scores), "
         "then pick each target's entry.",
-        "Fill in:\n    log_probs = torch.log_softmax(logits, dim=____)  # (B, T, V)\n"
-        "    picked = log_probs.gather(____, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)\n    return ____",
+        "After a log-softmax over the vocabulary, pick each target's entry with `gather` along the last "
+        "dimension; it needs the index with the same number of dimensions, so give the targets a "
+        "trailing dimension of size 1 first, then average minus the picked values.",
     ],
     points=1,
 )
@@ -141,9 +221,10 @@ q2 = Problem(
     hints=[
         "During warmup the rate climbs linearly and step 0 must already be positive: count the step as step + 1. "
         "After warmup a half cosine runs from lr (at step warmup_steps) down to min_lr (at the last step, max_steps - 1).",
-        "Fill in:\n    if step < warmup_steps:\n        return lr * ____ / warmup_steps\n"
-        "    progress = (step - warmup_steps) / max(1, ____)\n"
-        "    return min_lr + 0.5 * (1 + math.cos(math.pi * ____)) * (____)",
+        "Worked on warmup_steps = 4: steps 0 to 3 get a quarter, a half, three quarters and all of lr. "
+        "After that the progress runs from 0 at step warmup_steps to 1 at the last step, max_steps − 1, "
+        "and the cosine term, one plus the cosine of π times the progress, halved, falls from 1 to 0 "
+        "between lr and min_lr.",
     ],
     points=2,
 )
@@ -153,8 +234,9 @@ q3 = Problem(
     hints=[
         "Measure ONE norm over all gradients together (the square root of the sum of every squared entry), and "
         "if it exceeds max_norm scale every gradient by the same factor. Never scale up, never edit the inputs.",
-        "Fill in:\n    total = torch.sqrt(sum((g ** 2).sum() for g in grads))\n"
-        "    scale = min(1.0, max_norm / (float(total) + ____))\n    return [____ for g in grads]",
+        "One norm for all: the square root of the sum, over the gradients, of each one's sum of squares. "
+        "The factor is never above 1: max_norm over (norm + 1e-6) when that is smaller; every returned "
+        "gradient is a new tensor, the given one times that factor.",
     ],
     points=2,
 )
@@ -164,8 +246,9 @@ q4 = Problem(
     hints=[
         "Backpropagate each micro-batch's mean loss divided by the number of micro-batches: the gradients add up "
         "in w.grad to the gradient of the mean over the whole batch. Start from a fresh copy of w that requires grad.",
-        "Fill in:\n    w = w.detach().clone().requires_grad_()\n    for x, y in micro_batches:\n"
-        "        loss = ((x @ w - y) ** 2).mean()\n        (loss / ____).backward()\n    return w.____",
+        "Each micro-batch's mean loss divided by the number of micro-batches, then backward: the "
+        "gradients add up in the copy's `.grad`. The copy is a detached clone of w that requires grad, "
+        "so the caller's w neither changes nor starts tracking gradients.",
     ],
     points=2,
 )
@@ -175,8 +258,9 @@ q5 = Problem(
     hints=[
         "Decay the weight matrices of layers that mix features (linear, convolution: two or more dimensions), but "
         "not norms, biases or single numbers, and not embeddings (a row only learns when its token appears).",
-        "Fill in:\n    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.____)}\n"
-        "    return {name: p.dim() >= ____ and id(p) not in ____ for name, p in model.named_parameters()}",
+        "An embedding's weight is two-dimensional too, so the number of dimensions alone decays it: "
+        "first collect the ids of the weights of every `nn.Embedding` among the model's modules, then "
+        "exclude those.",
     ],
     points=2,
 )
@@ -187,7 +271,31 @@ q6 = Problem(
     hints=[
         "The mean loss is in nats per token: multiply by the number of tokens for the total in nats, convert "
         "nats to bits (divide by ln 2), then share them over the bytes.",
-        "Fill in:\n    total_nats = ____ * ____\n    return total_nats / (math.log(____) * n_bytes)",
+        "Worked on 2 tokens at 1.5 nats each: 3 nats in all, which is 3 / ln 2 ≈ 4.33 bits; over 4 bytes "
+        "that is about 1.08 bits per byte.",
+    ],
+    points=1,
+)
+
+q7 = Problem(
+    name="q7", chapter="04", target="compute_optimal_size", title="compute-optimal size from a FLOP budget",
+    cases=_optimal_size_cases,
+    hints=[
+        "Two equations in two unknowns: the budget is C = 6·N·D FLOPs, and the compute-optimal run sees r tokens "
+        "per parameter, D = r·N. Put the second into the first and solve for N; D follows.",
+        "Substituting gives C = 6·r·N², so N is the square root of C over 6r. Worked on C = 1.2e21 with r = 20: "
+        "N = √(1e19) ≈ 3.16e9 parameters and D = 20 N ≈ 6.3e10 tokens.",
+    ],
+    points=2,
+)
+
+q8 = Problem(
+    name="q8", chapter="04", target="chinchilla_budget", title="the compute-optimal budget of a given model",
+    cases=_budget_cases,
+    hints=[
+        "The same two equations read the other way: the model size N is given, so the tokens follow from the "
+        "ratio, and the FLOPs from C = 6·N·D.",
+        "Worked on a model of 1e8 parameters at r = 20: 2e9 tokens, and 6 · 1e8 · 2e9 = 1.2e18 FLOPs.",
     ],
     points=1,
 )

@@ -10,6 +10,12 @@ type they stand for (the grader turns them into Python numbers anyway).
 Nested results are described by position in words: a case may name the parts of each level,
 ``parts=("window", ("input", "target"), "position")`` gives "window 0, target, position 1". A
 string names numbered items ("window 0"); a tuple names the items by position ("target").
+
+Tolerances: a Python float is right within :data:`FLOAT_RTOL` of the expected value (or
+:data:`FLOAT_ATOL` of it near 0): loose enough for an answer computed in float32 tensors and returned
+with ``float()`` (float32 holds about 7 significant digits), tight enough that a formula off by a
+factor, a term or a rounding shows. Tensors are compared with :data:`TENSOR_RTOL`/:data:`TENSOR_ATOL`.
+A message about two close numbers prints as many digits as it takes to show that they differ.
 """
 from __future__ import annotations
 
@@ -17,6 +23,11 @@ import math
 from typing import Any, Sequence
 
 Parts = Sequence[Any] | None
+
+FLOAT_RTOL = 1e-5  # relative: float32's rounding over a few dozen operations stays well inside it
+FLOAT_ATOL = 1e-12  # absolute floor, for expected values that are exactly 0
+TENSOR_RTOL = 1e-4
+TENSOR_ATOL = 1e-5
 
 
 def _number(value: float, digits: int = 4) -> str:
@@ -124,7 +135,7 @@ def _at(name: str, reason: str) -> str:
     return f"{name}, {reason}" if _PLACE in reason else f"{name}{_PLACE}{reason}"
 
 
-def _tensor_reason(expected: Any, actual: Any, rtol: float, atol: float) -> str | None:
+def _tensor_reason(expected: Any, actual: Any, rtol: float | None, atol: float | None) -> str | None:
     import torch
 
     if not isinstance(actual, torch.Tensor):
@@ -135,7 +146,8 @@ def _tensor_reason(expected: Any, actual: Any, rtol: float, atol: float) -> str 
         return f"expected dtype {expected.dtype}, got dtype {actual.dtype}"
     a, e = actual.detach().cpu(), expected.detach().cpu()
     if e.dtype.is_floating_point or e.is_complex():
-        close = torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+        close = torch.isclose(a, e, rtol=TENSOR_RTOL if rtol is None else rtol,
+                              atol=TENSOR_ATOL if atol is None else atol, equal_nan=True)
     else:
         close = a == e
     if bool(close.all()):
@@ -156,7 +168,23 @@ def _tensor_reason(expected: Any, actual: Any, rtol: float, atol: float) -> str 
     return text
 
 
-def _reason(expected: Any, actual: Any, rtol: float, atol: float, parts: Parts, depth: int) -> str | None:
+def close_floats(expected: float, actual: float, rtol: float | None = None, atol: float | None = None) -> bool:
+    """Are two Python numbers equal within the float tolerance (infinities equal themselves)?"""
+    if math.isinf(expected) or math.isinf(actual):
+        return expected == actual
+    return math.isclose(actual, expected, rel_tol=FLOAT_RTOL if rtol is None else rtol,
+                        abs_tol=FLOAT_ATOL if atol is None else atol)
+
+
+def float_reason(expected: float, actual: Any) -> str | None:
+    """``None`` when ``actual`` is a Python number (or NumPy scalar) close to ``expected``, else why not.
+
+    The default comparison of a float; a custom ``Case.compare`` can call it for its float parts."""
+    return compare_values(float(expected), actual)
+
+
+def _reason(expected: Any, actual: Any, rtol: float | None, atol: float | None, parts: Parts,
+            depth: int) -> str | None:
     if actual is None and expected is not None:
         return "got None; did you forget a `return`?" if depth == 0 else "got None"
     try:
@@ -176,7 +204,8 @@ def _reason(expected: Any, actual: Any, rtol: float, atol: float, parts: Parts, 
                 return f"expected a NumPy array, got {_type_name(actual)}"
             if actual.shape != expected.shape:
                 return f"expected shape {expected.shape}, got shape {actual.shape}"
-            if not np.allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True):
+            if not np.allclose(actual, expected, rtol=TENSOR_RTOL if rtol is None else rtol,
+                               atol=TENSOR_ATOL if atol is None else atol, equal_nan=True):
                 return f"the shape {expected.shape} is right, but the values differ"
             return None
     except ImportError:  # pragma: no cover
@@ -198,7 +227,7 @@ def _reason(expected: Any, actual: Any, rtol: float, atol: float, parts: Parts, 
         e, a = float(expected), float(actual)
         if math.isnan(e) and math.isnan(a):
             return None
-        if math.isnan(a) or not math.isclose(a, e, rel_tol=rtol, abs_tol=atol):
+        if math.isnan(a) or not close_floats(e, a, rtol, atol):
             want_text, got_text = _pair(e, a)
             return f"expected {want_text}, got {got_text}"
         return None
@@ -241,7 +270,7 @@ def _reason(expected: Any, actual: Any, rtol: float, atol: float, parts: Parts, 
     return None
 
 
-def compare_values(expected: Any, actual: Any, *, rtol: float = 1e-4, atol: float = 1e-5,
+def compare_values(expected: Any, actual: Any, *, rtol: float | None = None, atol: float | None = None,
                    parts: Parts = None) -> str | None:
     """``None`` when ``actual`` matches ``expected``, else a sentence saying what differs.
 
@@ -249,6 +278,7 @@ def compare_values(expected: Any, actual: Any, *, rtol: float = 1e-4, atol: floa
     when only values differ the sentence says so first, then where. Floats: close (an int of
     the same value is accepted). Ints, bools, strings: exact type and value. Lists, tuples, dicts:
     the container type exactly, then item by item, positions named by ``parts`` (see the module).
+    ``rtol``/``atol`` default to the module's float and tensor tolerances; given, they apply to both.
     """
     reason = _reason(expected, actual, rtol, atol, parts, 0)
     return None if reason is None else reason.replace(_PLACE, ": ")

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from slm_course.exercises.compare import _plain, compare_values, describe
-from slm_course.exercises.rules import RULE_ERRORS, call, forbid
+from slm_course.exercises.compare import _plain, compare_values, describe, float_reason  # noqa: F401
+from slm_course.exercises.rules import RULE_ERRORS, call, call_for_new, count_calls, forbid  # noqa: F401 - re-exported for chapters
 
 _NOTHING = object()  # check() called without an argument
 
@@ -206,7 +206,7 @@ class Problem:
         return scope_warning(obj, self.chapter, self.target, targets)
 
     def hint(self, level: int = 1) -> ShownText | None:
-        """Show hint ``level``: 1 names the idea, 2 gives a skeleton with blanks; ``solution()`` the code.
+        """Show hint ``level``: 1 names the idea, 2 the one key step; ``solution()`` shows the code.
 
         Asking past the last level says so and shows the last hint (it never silently clamps).
         """

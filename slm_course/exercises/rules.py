@@ -3,7 +3,8 @@
 - :func:`call` runs the function on deep copies of a case's inputs and afterwards compares those
   copies with the pristine ones it keeps (tensors exactly, NaN equal to NaN). An input edited in
   place raises :class:`InputChanged`, which the check reports as an incorrect case with a sentence
-  naming the argument.
+  naming the argument. A tensor that comes back with ``requires_grad`` switched on, or with a
+  ``.grad`` it did not have, counts as edited too (the caller's tensor would now track gradients).
 - :func:`forbid` wraps a case's ``run`` so that stated "do not use X" rules hold. Mechanism, in two
   parts: (1) while the learner's function runs, each forbidden function is replaced on its owner
   (``torch.softmax`` on ``torch``, ``Tensor.softmax`` on ``torch.Tensor`` …) by one that raises
@@ -12,6 +13,17 @@
   (2) before the call, the global names the function's code reads (:func:`global_names`) are
   resolved in its globals, and one bound to a forbidden function itself
   (``from torch import softmax``) is refused too, as is one held in a closure or a default.
+- :func:`count_calls` wraps a case's ``run`` so that a stated "call X exactly n times" holds
+  ("``backward()`` once per micro-batch"): the function is replaced on its owner, as by ``forbid``,
+  by one that counts and then calls the original; a different count raises :class:`CallCount`.
+
+Using them in a chapter module::
+
+    Case("f(x)", call(x), expected)                                    # inputs left alone
+    Case("f(xs)", call_for_new(xs), expected)                          # … and a new list returned
+    Case("f(x)", forbid(call(x), "torch.softmax", advice="…"), expected)  # a shortcut refused
+    Case("f(w, batches)", count_calls(call(w, batches), "torch.Tensor.backward", times=3,
+                                      what="`backward()` once per micro-batch"), expected)
 
 Both errors travel through the grader like any error (by class name and message), and
 :class:`~slm_course.exercises.core.Problem` turns them into an "incorrect" with that message.
@@ -27,7 +39,7 @@ import math
 from types import CodeType
 from typing import Any, Callable, Iterator
 
-RULE_ERRORS = ("InputChanged", "ForbiddenCall")  # matched by name: the grader replays errors by name
+RULE_ERRORS = ("InputChanged", "ForbiddenCall", "CallCount")  # matched by name: the grader replays errors by name
 _MISSING = object()
 
 
@@ -37,6 +49,10 @@ class InputChanged(Exception):
 
 class ForbiddenCall(Exception):
     """The learner's function used a function the exercise forbids."""
+
+
+class CallCount(Exception):
+    """The learner's function called a function more or fewer times than the exercise asks."""
 
 
 def _same_input_checker() -> Callable[[Any, Any], bool]:
@@ -49,6 +65,8 @@ def _same_input_checker() -> Callable[[Any, Any], bool]:
         if isinstance_(a, tensor):
             if not isinstance_(b, tensor) or a.shape != b.shape or a.dtype != b.dtype:
                 return False
+            if a.requires_grad != b.requires_grad or (a.grad is None) != (b.grad is None):
+                return False  # the caller's tensor would now track gradients, or hold a .grad
             if a.is_floating_point():
                 return bool(((a == b) | (isnan(a) & isnan(b))).all())
             return equal(a, b)
@@ -79,8 +97,12 @@ def _argument_name(obj: Any, index: int | str, signature: Callable) -> str:
         return f"argument {index + 1}"
 
 
-def _copy_advice(value: Any) -> str:
+def _copy_advice(value: Any, given: Any = None) -> str:
     if type(value).__name__ == "Tensor":
+        if type(given).__name__ == "Tensor" and (value.requires_grad != given.requires_grad
+                                                 or (value.grad is None) != (given.grad is None)):
+            return ("it now requires grad or holds a `.grad`: take a copy first, "
+                    "`w = w.detach().clone().requires_grad_()`")
         return "`.clone()` it, or use out-of-place operations (`x = x - m`, not `x -= m` or `x.sub_(m)`)"
     if isinstance(value, dict):
         return "build a new dict (`dict(d)`) instead of adding to or changing the given one"
@@ -94,18 +116,35 @@ def call(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
     ``copy.deepcopy`` and the comparison are taken when the case is built, so a grader that builds
     its cases before any learner code runs keeps the real ones even if the notebook patches them.
     """
+    return _caller(args, kwargs, fresh=False)
+
+
+def call_for_new(*args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    """:func:`call`, and the result must be a new object: returning one of the inputs itself (the given
+    list, say) raises :class:`InputChanged` ("return a new list")."""
+    return _caller(args, kwargs, fresh=True)
+
+
+def _caller(args: tuple, kwargs: dict, fresh: bool) -> Callable[[Any], Any]:
     deepcopy, same, signature = copy.deepcopy, _same_input_checker(), inspect.signature
 
     def run(obj: Any) -> Any:
         given_args, given_kwargs = deepcopy(args), deepcopy(kwargs)
         result = obj(*given_args, **given_kwargs)
-        changed = [(i, a) for i, (a, g) in enumerate(zip(args, given_args)) if not same(a, g)]
-        changed += [(k, v) for k, v in kwargs.items() if not same(v, given_kwargs[k])]
+        changed = [(i, a, g) for i, (a, g) in enumerate(zip(args, given_args)) if not same(a, g)]
+        changed += [(k, v, given_kwargs[k]) for k, v in kwargs.items() if not same(v, given_kwargs[k])]
         if changed:
-            index, value = changed[0]
+            index, value, given = changed[0]
             name = _argument_name(obj, index, signature)
             raise InputChanged(f"your function changed its input `{name}` in place; the caller still needs it "
-                               f"as it was: {_copy_advice(value)}")
+                               f"as it was: {_copy_advice(value, given)}")
+        if fresh:
+            returned = [i for i, g in enumerate(given_args) if g is result]
+            returned += [k for k, g in given_kwargs.items() if g is result]
+            if returned:
+                name = _argument_name(obj, returned[0], signature)
+                raise InputChanged(f"your function returned its input `{name}` itself; this exercise asks for a "
+                                   f"new {type(result).__name__}, so that the caller's stays as it was")
         return result
 
     return run
@@ -209,3 +248,37 @@ def forbid(run: Callable[[Any], Any], *names: str, advice: str = "") -> Callable
                     setattr_(owner, attribute, before)
 
     return guarded
+
+
+def count_calls(run: Callable[[Any], Any], name: str, *, times: int, what: str = "") -> Callable[[Any], Any]:
+    """``run`` with the function ``name`` (dotted, e.g. ``"torch.Tensor.backward"``) counted while it runs.
+
+    The case fails with :class:`CallCount` unless it was called exactly ``times`` times; ``what`` says
+    the rule in words for the message ("`backward()` once per micro-batch"). The function still works.
+    """
+    owner, attribute, original = _resolve(name)
+    setattr_, vars_ = setattr, vars
+    rule = what or f"`{name}` {times} time{'s' if times != 1 else ''}"
+
+    def counted(obj: Any) -> Any:
+        count = [0]
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            count[0] += 1
+            return original(*args, **kwargs)
+
+        before = vars_(owner).get(attribute, _MISSING)
+        setattr_(owner, attribute, counting)
+        try:
+            result = run(obj)
+        finally:
+            if before is _MISSING:
+                delattr(owner, attribute)
+            else:
+                setattr_(owner, attribute, before)
+        if count[0] != times:
+            raise CallCount(f"this exercise asks for {rule}: {times} call{'s' if times != 1 else ''} here, "
+                            f"but your function made {count[0]}")
+        return result
+
+    return counted

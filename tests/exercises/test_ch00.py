@@ -123,10 +123,50 @@ def test_split_heads():
         return x.view(batch, tokens, width // num_heads, num_heads).permute(0, 3, 1, 2)
 
     assert_check_behaviour(ch00.q3, SOLVED["split_heads"], STUB["split_heads"], [no_transpose, heads_last, strided_heads])
-    permuted = lambda x, h: x.reshape(x.shape[0], x.shape[1], h, -1).permute(0, 2, 1, 3)  # noqa: E731
+    permuted = lambda x, num_heads: x.reshape(x.shape[0], x.shape[1], num_heads, -1).permute(0, 2, 1, 3)  # noqa: E731
     assert ch00.q3.check(permuted, quiet=True).correct
 
 
 def test_split_heads_solution_matches_the_package():
     x = torch.randn(2, 5, 12)
     torch.testing.assert_close(SOLVED["split_heads"](x, 3), ch00.split_heads(x, 3))
+
+
+def test_mistakes_the_statements_rule_out():
+    # count_words: ASCII-only lower-casing, and splitting on the space, tab and newline characters only.
+    def ascii_lower(text):
+        lowered = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+        return dict(Counter(lowered.split()))
+
+    def three_whitespace_kinds(text):  # a no-break space is whitespace too
+        return dict(Counter(w for w in re.split(r"[ \t\n]+", text.lower()) if w))
+
+    for answer in (ascii_lower, three_whitespace_kinds):
+        assert ch00.q1.check(answer, quiet=True).status == "incorrect", answer.__name__
+
+    # softmax: the largest entry found by max over a row with -inf works; a stray squeeze() does not.
+    def squeezed(x):
+        shifted = x - x.max(dim=-1, keepdim=True).values
+        return (shifted.exp() / shifted.exp().sum(dim=-1, keepdim=True)).squeeze()
+
+    def shift_by_first(x):  # subtracting x[..., :1]: -inf minus -inf on a masked first entry, or overflow
+        shifted = x - x[..., :1]
+        return shifted.exp() / shifted.exp().sum(dim=-1, keepdim=True)
+
+    for answer in (squeezed, shift_by_first):
+        assert ch00.q2.check(answer, quiet=True).status == "incorrect", answer.__name__
+
+    # split_heads: called with num_heads by name; squeezing drops a batch of one and a single token.
+    def squeezed_heads(x, num_heads):
+        batch, tokens, width = x.shape
+        return x.view(batch, tokens, num_heads, width // num_heads).transpose(1, 2).squeeze()
+
+    def other_name(x, heads):
+        batch, tokens, width = x.shape
+        return x.view(batch, tokens, heads, width // heads).transpose(1, 2)
+
+    for answer in (squeezed_heads, other_name):
+        assert ch00.q3.check(answer, quiet=True).status == "incorrect", answer.__name__
+    # A correct alternative: reshape and permute.
+    assert ch00.q3.check(lambda x, num_heads: x.reshape(*x.shape[:2], num_heads, -1).permute(0, 2, 1, 3),
+                         quiet=True).correct

@@ -296,3 +296,33 @@ def test_every_problem_is_tested_and_has_hints():
     assert [p.name for p in problems] == ["q1", "q2", "q3", "q4", "q5", "q6"]
     for problem in problems:
         assert len(problem.hints) >= 2 and problem.target in SOLVED
+
+
+def test_mistakes_the_statements_rule_out():
+    # build_vocab: an ASCII-only word pattern cuts "Café" into "Caf" and "é".
+    def ascii_words(text, specials=("<|endoftext|>", "<|unk|>")):
+        tokens = sorted(set(re.findall(r"[A-Za-z0-9_]+|[^A-Za-z0-9_\s]", text)))
+        return {t: i for i, t in enumerate([*tokens, *specials])}
+
+    assert ch01.q1.check(ascii_words, quiet=True).status == "incorrect"
+
+    # bpe_merge_step: ids past 255 (a learner who keeps bytes) fail.
+    def through_bytes(ids, new_id):
+        data = bytes(ids)  # ValueError past 255
+        counts = Counter(zip(data, data[1:]))
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        return pair, merge_pair(ids, pair, new_id)
+
+    assert ch01.q3.check(through_bytes, quiet=True).status == "incorrect"
+
+    # sliding_window_pairs: the statement's names are used; a stride longer than the window skips ids.
+    def other_names(ids, size, step):
+        return [(ids[s:s + size], ids[s + 1:s + size + 1]) for s in range(0, len(ids) - size, step)]
+
+    def stride_capped(ids, context_length, stride):  # min(stride, context_length): overlapping instead
+        step = min(stride, context_length)
+        return [(ids[s:s + context_length], ids[s + 1:s + context_length + 1])
+                for s in range(0, len(ids) - context_length, step)]
+
+    for answer in (other_names, stride_capped):
+        assert ch01.q4.check(answer, quiet=True).status == "incorrect", answer.__name__

@@ -187,3 +187,15 @@ def test_every_problem_has_hints_and_at_least_two_cases():
         assert len(problem.hints) >= 2
         assert len(problem.prepare()) >= 2
         assert problem.target in SOLVED
+
+
+def test_multi_head_attention_batch_of_one_by_name():
+    def squeezed(inputs, qkv_weight, num_heads):  # squeezes the batch away
+        return SOLVED["multi_head_attention"](inputs, qkv_weight, num_heads).squeeze()
+
+    def other_name(inputs, qkv_weight, heads):
+        return SOLVED["multi_head_attention"](inputs, qkv_weight, heads)
+
+    for answer in (squeezed, other_name):
+        result = ch02.q7.check(answer, quiet=True)
+        assert result.status == "incorrect", answer.__name__

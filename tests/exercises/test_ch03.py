@@ -210,3 +210,24 @@ def test_rope_written_into_its_input_is_caught():
 
     result = ch03.q3.check(rotates_in_place, quiet=True)
     assert not result.correct and "changed its input `x` in place" in result.reason
+
+
+def test_layer_norm_and_rope_mistakes_the_statements_rule_out():
+    def one_pass_variance(x, weight, bias, eps=1e-5):  # E[x²] − E[x]²: cancels for a large mean in float32
+        mean = x.mean(-1, keepdim=True)
+        var = (x * x).mean(-1, keepdim=True) - mean ** 2
+        return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+    assert ch03.q1.check(one_pass_variance, quiet=True).status == "incorrect"
+
+    def centred_two_pass(x, weight, bias, eps=1e-5):  # a correct alternative: the mean of squared deviations
+        centred = x - x.mean(-1, keepdim=True)
+        return centred * torch.rsqrt((centred ** 2).mean(-1, keepdim=True) + eps) * weight + bias
+
+    assert ch03.q1.check(centred_two_pass, quiet=True).correct
+
+    def four_dims_only(x, theta=10_000.0):  # unpacks (B, H, T, d): fails on a (T, d) input
+        _, _, T, d = x.shape
+        return SOLVED["rope"](x, theta)
+
+    assert ch03.q3.check(four_dims_only, quiet=True).status == "incorrect"

@@ -315,18 +315,85 @@ def test_rule_errors_replayed_by_name_read_as_the_rule_not_as_a_crash():
     assert "Traceback" not in result.message
 
 
-@pytest.mark.parametrize("chapter", ["00", "01", "02", "03"])
-def test_hints_come_in_levels_and_hint_2_is_a_skeleton_not_the_solution(chapter):
+@pytest.mark.parametrize("chapter", ["00", "01", "02", "03", "04", "05"])
+def test_hints_come_in_levels_and_hint_2_never_gives_the_finished_return_line(chapter):
+    # How much of the solution the last hint spells out is measured in test_hint_share.py.
     from slm_course.exercises import load_chapter, problems_of
     from slm_course.exercises.build import load_solution_source
 
     for problem in problems_of(load_chapter(chapter)):
         assert len(problem.hints) == 2, problem.name
-        idea, skeleton = problem.hints
-        assert "____" in skeleton, f"{chapter} {problem.name}: hint 2 has no blanks"
+        idea, key_step = problem.hints
+        assert idea != key_step, f"{chapter} {problem.name}: the two hints are the same"
         body = load_solution_source(chapter, problem.name).splitlines()
         solution_lines = {line.split("#")[0].strip() for line in body if len(line.split("#")[0].strip()) > 12}
-        skeleton_lines = {line.split("#")[0].strip() for line in skeleton.splitlines()}
-        finished = {line for line in solution_lines & skeleton_lines
+        hint_lines = {line.split("#")[0].strip() for line in key_step.splitlines()}
+        finished = {line for line in solution_lines & hint_lines
                     if line.startswith("return ") and not line[7:].isidentifier()}  # `return counts` gives nothing away
         assert not finished, f"{chapter} {problem.name}: hint 2 gives the finished return line {finished}"
+
+
+# --------------------------------------------------------------------------- float tolerance, new rules
+
+def test_a_float32_computation_returned_with_float_is_right():
+    for value in (1e-4, 2.5e-7, 1 / 3, 123456.789, 6.02e23):
+        assert compare_values(value, float(torch.tensor(value, dtype=torch.float32))) is None, value
+    assert compare_values(0.0, 1e-13) is None  # within the absolute floor
+    # ... but a formula off by a little more than float32 rounding is wrong
+    assert compare_values(1e-4, 1e-4 * (1 + 1e-4)) is not None
+    assert compare_values(1e-4, 1.1e-4) is not None  # no absolute tolerance that swallows small values
+
+
+def test_a_message_about_close_floats_prints_the_digits_that_differ():
+    reason = compare_values(1e-4, 1.0002e-4)
+    assert reason == "expected 0.0001, got 0.00010002"
+    expected_text, got_text = reason[len("expected "):].split(", got ")
+    assert expected_text != got_text
+
+
+def test_a_tensor_that_comes_back_requiring_grad_counts_as_an_edited_input():
+    from slm_course.exercises.rules import InputChanged
+
+    def switches_it_on(w):
+        w.requires_grad_()
+        return w.sum().item()
+
+    def gives_it_a_grad(w):
+        w.grad = torch.ones_like(w)
+        return 1.0
+
+    for answer in (switches_it_on, gives_it_a_grad):
+        with pytest.raises(InputChanged, match="requires grad or holds a `.grad`"):
+            call(torch.ones(3))(answer)
+    assert call(torch.ones(3))(lambda w: w.detach().clone().requires_grad_().sum().item()) == 3.0
+
+
+def test_count_calls_counts_backward_and_puts_it_back():
+    from slm_course.exercises.rules import CallCount, count_calls
+
+    original = torch.Tensor.backward
+
+    def backward_each(w, n):
+        w = w.detach().clone().requires_grad_()
+        for _ in range(n):
+            (w * 2).sum().backward()
+        return w.grad
+
+    run = count_calls(call(torch.ones(2), 3), "torch.Tensor.backward", times=3, what="`backward()` three times")
+    assert torch.equal(run(backward_each), torch.full((2,), 6.0))
+    wrong = count_calls(call(torch.ones(2), 1), "torch.Tensor.backward", times=3, what="`backward()` three times")
+    with pytest.raises(CallCount, match=r"asks for `backward\(\)` three times: 3 calls here, but your function made 1"):
+        wrong(backward_each)
+    assert torch.Tensor.backward is original
+    problem = make_problem(cases=lambda: [Case("f(w)", wrong, torch.full((2,), 6.0))])
+    result = problem.check(backward_each, quiet=True)
+    assert result.status == INCORRECT and "Traceback" not in result.message and "made 1" in result.message
+
+
+def test_call_for_new_refuses_the_input_itself():
+    from slm_course.exercises.rules import InputChanged, call_for_new
+
+    run = call_for_new([torch.ones(2)], 1.0)
+    with pytest.raises(InputChanged, match="returned its input `grads` itself"):
+        run(lambda grads, max_norm: grads)
+    assert len(run(lambda grads, max_norm: list(grads))) == 1
