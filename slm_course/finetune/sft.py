@@ -83,6 +83,7 @@ class StepProgress:
             from IPython.display import Pretty
 
             self._handle.update(Pretty(text))
+            bar.container.close()  # the widget is gone from the page: nothing of it is stored
         else:
             print(text)
         return text
@@ -96,7 +97,7 @@ def _open_bar(steps: int, label: str):
     if any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__):
         from IPython.display import display
 
-        bar = tqdm(total=steps, desc=label, display=False)
+        bar = tqdm(total=steps, desc=label, display=False, leave=False)
         bar.displayed = True
         return bar, display(bar.container, display_id=True)
     return tqdm(total=steps, desc=label, leave=False), None
