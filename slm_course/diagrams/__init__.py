@@ -9,9 +9,9 @@ which later chapters reuse. Each returns a matplotlib ``Figure`` with ``show=Fal
 """
 from __future__ import annotations
 
-from slm_course.diagrams import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch09, ch10, drawing
+from slm_course.diagrams import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, drawing
 from slm_course.diagrams.ch10 import float_formats, int4_group_packing, memory_breakdown, weight_only_linear
 from slm_course.diagrams.roadmap import CHAPTERS, STEPS, roadmap, step_of
 
-__all__ = ["CHAPTERS", "STEPS", "ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch09", "ch10", "drawing",
+__all__ = ["CHAPTERS", "STEPS", "ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "ch09", "ch10", "drawing",
            "float_formats", "int4_group_packing", "memory_breakdown", "roadmap", "step_of", "weight_only_linear"]

@@ -1,17 +1,20 @@
 """Knowledge fusion: distil several teachers' next-token distributions into one student (chapter 8).
 
 Weight merging (:mod:`slm_course.finetune.merge`) needs models of one architecture finetuned from
-one base. FuseLLM (Wan et al., 2024) and FuseChat fuse models that share neither: run every
-teacher on the same training text, combine their next-token distributions, and train one
-student to match the combination (with the usual cross-entropy on the true next token beside it).
-Two ways to combine, per sequence:
+one base. Knowledge fusion does not: run every teacher on the same training text, combine their
+next-token distributions, and train one student to match the combination (with the usual
+cross-entropy on the true next token beside it). Two ways to combine, per sequence, here:
 
-- ``"average"``: the mean of the teachers' probabilities;
+- ``"average"``: the plain mean of the teachers' probabilities (a baseline);
 - ``"min_ce"``: FuseLLM's MinCE, the distribution of the teacher whose cross-entropy on the true
   answer is lowest for that sequence (the teacher that knows this example best).
 
-Teachers here share the student's vocabulary (the course BPE); FuseLLM's token alignment across
-different tokenizers is the part left out.
+FuseLLM (Wan et al., 2024) fuses with MinCE or its alternative AvgCE, an average of the teachers'
+distributions weighted by their cross-entropy scores (not implemented here). FuseChat (Wan et al., 2024)
+fuses pairwise — each source model distilled, with the pivot model, into a target of the pivot's
+architecture — and then merges those fused targets in parameter space. Both align tokens across the
+teachers' different vocabularies first; teachers here share the student's vocabulary (the course BPE),
+so that alignment is the part left out.
 """
 from __future__ import annotations
 
@@ -50,12 +53,19 @@ def fused_targets(teachers: Sequence[torch.nn.Module], inputs: torch.Tensor, lab
     probs = torch.stack([F.softmax(lg / temperature, dim=-1) for lg in logits])  # (K, B, T, V)
     if method == "average":
         return probs.mean(dim=0)
-    mask = (labels != IGNORE_INDEX).float()  # (B, T)
-    ce = torch.stack([
-        (F.cross_entropy(lg.transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none") * mask).sum(1)
-        / mask.sum(1).clamp(min=1) for lg in logits])  # (K, B)
+    ce = torch.stack([sequence_cross_entropy(lg, labels) for lg in logits])  # (K, B)
     best = ce.argmin(dim=0)  # (B,)
     return probs[best, torch.arange(inputs.shape[0], device=best.device)]
+
+
+def sequence_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy (nats) of ``logits`` ``(B, T, vocab)`` over each row's labelled positions: ``(B,)``.
+
+    ``labels`` ``(B, T)`` hold -100 where nothing is learned; MinCE picks, per row, the teacher for which
+    this is lowest."""
+    mask = (labels != IGNORE_INDEX).float()  # (B, T)
+    ce = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none")
+    return (ce * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 def distillation_loss(student_logits: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,

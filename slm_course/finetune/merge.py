@@ -158,17 +158,33 @@ def ties(base: StateDict, finetuned: Sequence[StateDict], weights: Sequence[floa
         raise ValueError("give one weight and one density per finetuned model.")
 
     def one(_: str, b: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
-        deltas = torch.stack([w * trim(t.float() - b.float(), d) for t, w, d in zip(tensors, weights, densities)])
-        w = torch.tensor(weights, dtype=deltas.dtype, device=deltas.device).reshape(-1, *[1] * b.dim())
-        elected = torch.where(deltas.sum(dim=0) >= 0, 1.0, -1.0)  # the sign with more total mass
-        agree = (deltas.sign() == elected).to(deltas.dtype)  # zeros (trimmed) never agree
-        mixed = (deltas * agree).sum(dim=0)
-        if normalize:
-            divisor = (w * agree).sum(dim=0)
-            mixed = mixed / torch.where(divisor == 0, torch.ones_like(divisor), divisor)
-        return (b.float() + scale * mixed).to(b.dtype)
+        return ties_stages(b, tensors, weights, densities, scale, normalize)["merged"]
 
     return _per_tensor(one, [base, *finetuned])
+
+
+def ties_stages(base: torch.Tensor, finetuned: Sequence[torch.Tensor], weights: Sequence[float],
+                densities: Sequence[float], scale: float = 1.0, normalize: bool = True) -> dict[str, torch.Tensor]:
+    """TIES on one tensor, every stage kept (what :func:`ties` computes for each tensor, and chapter 8 draws).
+
+    For ``K`` finetuned tensors of ``base``'s shape ``S``: ``"task_vectors"`` ``(K, *S)`` the τᵢ = θᵢ − θ_base
+    (float32); ``"trimmed"`` ``(K, *S)`` each τᵢ trimmed to its ``densities[i]`` share and multiplied by
+    ``weights[i]``; ``"elected"`` ``S`` the sign (±1) of their sum; ``"agree"`` ``(K, *S)`` 1 where a trimmed
+    entry has the elected sign (a trimmed-away zero never agrees); ``"delta"`` ``S`` the agreeing entries
+    summed (divided by the agreeing weights when ``normalize``); ``"merged"`` base + ``scale`` · delta, in
+    ``base``'s dtype.
+    """
+    vectors = torch.stack([t.float() - base.float() for t in finetuned])
+    deltas = torch.stack([w * trim(v, d) for v, w, d in zip(vectors, weights, densities)])
+    w = torch.tensor(list(weights), dtype=deltas.dtype, device=deltas.device).reshape(-1, *[1] * base.dim())
+    elected = torch.where(deltas.sum(dim=0) >= 0, 1.0, -1.0)  # the sign with more total mass
+    agree = (deltas.sign() == elected).to(deltas.dtype)  # zeros (trimmed) never agree
+    mixed = (deltas * agree).sum(dim=0)
+    if normalize:
+        divisor = (w * agree).sum(dim=0)
+        mixed = mixed / torch.where(divisor == 0, torch.ones_like(divisor), divisor)
+    return {"task_vectors": vectors, "trimmed": deltas, "elected": elected, "agree": agree, "delta": mixed,
+            "merged": (base.float() + scale * mixed).to(base.dtype)}
 
 
 METHODS = ("linear", "task_arithmetic", "slerp", "ties")

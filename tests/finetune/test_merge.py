@@ -155,3 +155,18 @@ def test_equal_to_mergekit(saved_llamas, method, theirs, ours):
     for key, value in merged_by_mergekit.items():
         torch.testing.assert_close(merged_by_us[key], value, rtol=1e-5, atol=1e-6, msg=f"{method}: {key}")
     assert not torch.allclose(merged_by_us["model.embed_tokens.weight"], sds["a"]["model.embed_tokens.weight"])
+
+
+def test_ties_stages_are_exactly_what_ties_computes_per_tensor():
+    from slm_course.finetune.merge import ties_stages
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4, 6, generator=g)
+    tuned = [base + torch.randn(4, 6, generator=g) for _ in range(3)]
+    stages = ties_stages(base, tuned, [1.0, 0.5, 2.0], [0.3, 0.5, 0.7])
+    merged = ties({"w": base}, [{"w": t} for t in tuned], weights=[1.0, 0.5, 2.0], density=[0.3, 0.5, 0.7])["w"]
+    assert torch.equal(stages["merged"], merged)
+    torch.testing.assert_close(stages["task_vectors"], torch.stack([t - base for t in tuned]))
+    assert [int((row != 0).sum()) for row in stages["trimmed"]] == [7, 12, 16]  # int(density · 24) kept
+    assert set(stages["elected"].unique().tolist()) <= {-1.0, 1.0}
+    assert bool(((stages["agree"] == 1) <= (stages["trimmed"].sign() == stages["elected"])).all())
