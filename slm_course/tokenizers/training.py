@@ -15,7 +15,7 @@ import warnings
 from collections import defaultdict
 from typing import NamedTuple
 
-from slm_course.progress import progress_bar
+from slm_course.train.progress import progress_bar
 
 
 class Merge(NamedTuple):
@@ -88,56 +88,55 @@ def learn_merges(
     heapq.heapify(heap)
 
     merges: list[Merge] = []
-    bar = progress_bar(total=n_tokens - len(tokens), desc="BPE merges", disable=not progress)
-    while len(tokens) < n_tokens:
-        best = None
-        while heap:
-            neg_count, pair = heapq.heappop(heap)
-            current = pair_counts.get(pair, 0)
-            if current == -neg_count and current > 0:
-                best = pair
+    with progress_bar(n_tokens - len(tokens), desc="BPE merges", enabled=progress) as bar:
+        while len(tokens) < n_tokens:
+            best = None
+            while heap:
+                neg_count, pair = heapq.heappop(heap)
+                current = pair_counts.get(pair, 0)
+                if current == -neg_count and current > 0:
+                    best = pair
+                    break
+                if current > 0:  # stale entry: put the pair back with its true count
+                    heapq.heappush(heap, (-current, pair))
+            if best is None:
+                warnings.warn(
+                    f"BPE training ran out of pairs to merge at {len(tokens)} tokens (asked for {n_tokens}); "
+                    "train on more text or ask for a smaller vocabulary.",
+                    stacklevel=3,
+                )
                 break
-            if current > 0:  # stale entry: put the pair back with its true count
-                heapq.heappush(heap, (-current, pair))
-        if best is None:
-            warnings.warn(
-                f"BPE training ran out of pairs to merge at {len(tokens)} tokens (asked for {n_tokens}); "
-                "train on more text or ask for a smaller vocabulary.",
-                stacklevel=3,
-            )
-            break
-        count = pair_counts[best]
-        merged = tokens[best[0]] + tokens[best[1]]
-        new_id = token_id.get(merged)
-        if new_id is None:
-            new_id = len(tokens)
-            tokens.append(merged)
-            token_id[merged] = new_id
-            bar.update(1)
-        merges.append(Merge(best[0], best[1], new_id, count))
-        if verbose:
-            print(f"merge {len(merges)}: {tokens[best[0]]!r} + {tokens[best[1]]!r} -> {new_id} {merged!r} ({count} times)")
+            count = pair_counts[best]
+            merged = tokens[best[0]] + tokens[best[1]]
+            new_id = token_id.get(merged)
+            if new_id is None:
+                new_id = len(tokens)
+                tokens.append(merged)
+                token_id[merged] = new_id
+                bar.update(1)
+            merges.append(Merge(best[0], best[1], new_id, count))
+            if verbose:
+                print(f"merge {len(merges)}: {tokens[best[0]]!r} + {tokens[best[1]]!r} -> {new_id} {merged!r} ({count} times)")
 
-        delta: dict[tuple[int, int], int] = defaultdict(int)  # change in each pair's count
-        for index in sorted(where.pop(best)):
-            word = words[index]
-            new_word = merge_pair(word, best, new_id)
-            if len(new_word) == len(word):  # stale index: the pair left this chunk earlier
-                continue
-            freq = freqs[index]
-            for pair in zip(word, word[1:]):
-                delta[pair] -= freq
-            for pair in zip(new_word, new_word[1:]):
-                delta[pair] += freq
-                where[pair].add(index)
-            words[index] = new_word
-        for pair, change in delta.items():
-            if change == 0:
-                continue
-            pair_counts[pair] += change
-            if change > 0:
-                heapq.heappush(heap, (-pair_counts[pair], pair))
-            elif pair_counts[pair] <= 0:
-                del pair_counts[pair]
-    bar.close()
+            delta: dict[tuple[int, int], int] = defaultdict(int)  # change in each pair's count
+            for index in sorted(where.pop(best)):
+                word = words[index]
+                new_word = merge_pair(word, best, new_id)
+                if len(new_word) == len(word):  # stale index: the pair left this chunk earlier
+                    continue
+                freq = freqs[index]
+                for pair in zip(word, word[1:]):
+                    delta[pair] -= freq
+                for pair in zip(new_word, new_word[1:]):
+                    delta[pair] += freq
+                    where[pair].add(index)
+                words[index] = new_word
+            for pair, change in delta.items():
+                if change == 0:
+                    continue
+                pair_counts[pair] += change
+                if change > 0:
+                    heapq.heappush(heap, (-pair_counts[pair], pair))
+                elif pair_counts[pair] <= 0:
+                    del pair_counts[pair]
     return merges

@@ -95,7 +95,7 @@ def train_demo_model(
     at every step. Chapter 4 teaches the real training loop (warmup, clipping, evaluation).
     ``device`` defaults to the CPU: a model this small trains no faster on a GPU.
     """
-    from slm_course.progress import progress_bar
+    from slm_course.train.progress import progress_bar
 
     from slm_course.device import set_seed
     from slm_course.model import SLM, SLMConfig
@@ -114,15 +114,17 @@ def train_demo_model(
     offsets = torch.arange(context_length)
     losses: list[float] = []
     model.train()
-    for _ in progress_bar(range(steps), desc="training the demo model", disable=not progress):
-        starts = torch.randint(0, len(data) - context_length - 1, (batch_size, 1), generator=generator)
-        inputs, targets = data[starts + offsets].to(device), data[starts + offsets + 1].to(device)  # (B, T) each
-        logits = model(inputs)  # (B, T, vocab)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    with progress_bar(steps, desc="training the demo model", enabled=progress) as bar:
+        for _ in range(steps):
+            starts = torch.randint(0, len(data) - context_length - 1, (batch_size, 1), generator=generator)
+            inputs, targets = data[starts + offsets].to(device), data[starts + offsets + 1].to(device)  # (B, T) each
+            logits = model(inputs)  # (B, T, vocab)
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.update(1)
     model.eval()
     return DemoModel(model, tokenizer, losses)
 
