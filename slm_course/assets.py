@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from slm_course.paths import course_home
+from slm_course.paths import course_home, file_sha256 as _file_sha256
 
 __all__ = ["ASSETS", "Asset", "AssetError", "asset_path", "content_sha256", "fetch", "is_cached"]
 
@@ -147,14 +147,6 @@ def content_sha256(folder: Path) -> str:
     for entry in sorted(Path(folder).iterdir(), key=lambda p: p.name):
         file_hash = _file_sha256(entry) if entry.is_file() else "not-a-file"
         digest.update(f"{entry.name}\0{file_hash}\n".encode())
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 

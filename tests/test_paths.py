@@ -40,8 +40,8 @@ def test_an_intact_folder_passes_and_is_hashed_once_per_process(tmp_path, monkey
     folder = _published(tmp_path)
     assert cache_damage(folder) is None
     hashed = []
-    real = paths._file_sha256
-    monkeypatch.setattr(paths, "_file_sha256", lambda p: hashed.append(p) or real(p))
+    real = paths.file_sha256
+    monkeypatch.setattr(paths, "file_sha256", lambda p: hashed.append(p) or real(p))
     assert cache_damage(folder) is None and hashed == []  # same sizes and times: not hashed again
 
 
