@@ -10,12 +10,14 @@ from the chapter's own data (:mod:`slm_course.finetune.instruct`):
 - :func:`score_models` scores several models by greedy exact match per family, and
   :func:`format_scores` prints the table (one row per model, one column per family).
 
-With ``progress=True`` a run shows a live ``tqdm.auto`` bar over its optimizer steps (:class:`StepProgress`);
+With ``progress=True`` a run shows a live ``tqdm.auto`` bar over its optimizer steps (:class:`StepProgress`, on
+:func:`slm_course.train.progress.progress_bar`);
 in a notebook the bar gives way to a one-line summary when the run ends, so a stored notebook never holds a
 bar frozen part-way. Budgets are optimizer steps and batch sizes, never seconds, so a run repeats.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from typing import Callable, Mapping, Sequence
@@ -28,17 +30,18 @@ from slm_course.finetune.instruct import (
     FAMILIES, Example, answer, encode_example, exact_match, format_chat, sft_batches, sft_loss, shuffled_batches,
 )
 from slm_course.train.loop import History, TrainConfig, train
+from slm_course.train.progress import progress_bar
 
 
 class StepProgress:
-    """A live ``tqdm.auto`` bar over a run's ``steps`` optimizer steps that leaves one line behind.
+    """A live bar over a run's ``steps`` optimizer steps that leaves one line behind.
 
     :meth:`track` wraps a ``loss_fn`` so that each call (one per step: the runs here take one micro-batch
     per step) advances the bar and shows the step's loss; :meth:`close` ends the bar and returns
-    :meth:`summary`. In a notebook the bar is a widget shown with a display id, and ``close`` replaces it
-    in place by the summary (plain text), so the cell's stored output is the finished line
-    ("SFT: 600/600 steps in 41 s, loss 2.91 → 0.52"); elsewhere it is tqdm's text bar, then the summary
-    printed. ``enabled=False`` shows nothing and ``track`` returns ``loss_fn`` itself.
+    :meth:`summary`. The bar is chapter 4's :func:`slm_course.train.progress.progress_bar` with a summary:
+    in a notebook the finished line ("SFT: 600/600 steps in 41 s, loss 2.91 → 0.52") replaces the widget,
+    so it is what a stored notebook keeps; elsewhere tqdm's text bar, then the line printed.
+    ``enabled=False`` shows nothing and ``track`` returns ``loss_fn`` itself.
     """
 
     def __init__(self, steps: int, label: str = "training", *, enabled: bool = True):
@@ -46,10 +49,13 @@ class StepProgress:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}.")
         self.steps, self.label, self.enabled = steps, label, enabled
         self.losses: list[float] = []
-        self._bar = self._handle = None
         self._start = time.perf_counter()
+        self._final: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._bar = None
         if enabled:
-            self._bar, self._handle = _open_bar(steps, label)
+            self._bar = self._stack.enter_context(
+                progress_bar(steps, desc=label, unit="step", summary=lambda: self._final or self.summary()))
 
     def track(self, loss_fn: Callable[[nn.Module, tuple], torch.Tensor]) -> Callable[[nn.Module, tuple], torch.Tensor]:
         """``loss_fn`` that also advances the bar by one step and records the loss (its value is unchanged)."""
@@ -74,33 +80,9 @@ class StepProgress:
 
     def close(self) -> str:
         """End the bar and leave :meth:`summary` in its place (nothing when disabled); returns the summary."""
-        text = self.summary()
-        if not self.enabled or self._bar is None:
-            return text
-        bar, self._bar = self._bar, None
-        bar.close()
-        if self._handle is not None:
-            from IPython.display import Pretty
-
-            self._handle.update(Pretty(text))
-            bar.container.close()  # the widget is gone from the page: nothing of it is stored
-        else:
-            print(text)
+        text = self._final = self.summary()
+        self._stack.close()
         return text
-
-
-def _open_bar(steps: int, label: str):
-    """``(bar, display_handle)``: tqdm.auto's bar; in a notebook a widget displayed under a display id
-    (so it can be replaced), else tqdm's text bar on stderr and no handle."""
-    from tqdm.auto import tqdm
-
-    if any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__):
-        from IPython.display import display
-
-        bar = tqdm(total=steps, desc=label, display=False, leave=False)
-        bar.displayed = True
-        return bar, display(bar.container, display_id=True)
-    return tqdm(total=steps, desc=label, leave=False), None
 
 
 def encode_examples(examples: Sequence[Example], tokenizer, formatter: Callable[[Example], str] = format_chat,
